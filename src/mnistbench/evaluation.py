@@ -1,0 +1,138 @@
+"""Test-set evaluation: metrics from one confusion matrix, so every number is traceable.
+
+Macro-F1, accuracy, macro precision and recall and per-class F1 are all derived from the
+confusion matrix (rows: true class, columns: predicted class); the unit tests check them
+against hand-computed values.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from mnistbench.data.prepare import load_split
+from mnistbench.io import atomic_path, write_json, write_text
+from mnistbench.models import count_parameters
+from mnistbench.module import NUM_CLASSES, Classifier
+
+log = logging.getLogger(__name__)
+
+
+def confusion_matrix(
+    labels: np.ndarray, preds: np.ndarray, num_classes: int = NUM_CLASSES
+) -> np.ndarray:
+    cm = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(cm, (np.asarray(labels, dtype=np.int64), np.asarray(preds, dtype=np.int64)), 1)
+    return cm
+
+
+def metrics_from_confusion(cm: np.ndarray) -> dict[str, Any]:
+    """Accuracy, macro precision/recall/F1 and per-class F1; a class never predicted scores 0."""
+    cm = np.asarray(cm, dtype=np.float64)
+    tp = np.diag(cm)
+    predicted = cm.sum(axis=0)
+    actual = cm.sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.where(predicted > 0, tp / predicted, 0.0)
+        recall = np.where(actual > 0, tp / actual, 0.0)
+        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
+    total = cm.sum()
+    return {
+        "accuracy": float(tp.sum() / total) if total else 0.0,
+        "f1_macro": float(f1.mean()),
+        "precision_macro": float(precision.mean()),
+        "recall_macro": float(recall.mean()),
+        "f1_per_class": [float(v) for v in f1],
+    }
+
+
+@torch.inference_mode()
+def predict_proba(model: Classifier, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+    """Class probabilities in fp32, batch by batch (evaluation never uses reduced precision)."""
+    model.eval()
+    device = next(model.parameters()).device
+    out = []
+    for start in range(0, images.shape[0], batch_size):
+        batch = images[start : start + batch_size].to(device)
+        out.append(torch.softmax(model(batch).float(), dim=1).cpu())
+    return torch.cat(out) if out else torch.empty(0, NUM_CLASSES)
+
+
+def plot_confusion(cm: np.ndarray, title: str, path: str | Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.2, 4.6))
+    # Log colour scale: the diagonal holds ~1000 images, the errors a handful.
+    ax.imshow(np.log1p(cm), cmap="Blues")
+    for i in range(cm.shape[0]):
+        for j in range(cm.shape[1]):
+            if cm[i, j]:
+                colour = "white" if i == j else "black"
+                ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=7, color=colour)
+    ax.set_xticks(range(cm.shape[1]))
+    ax.set_yticks(range(cm.shape[0]))
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(buf.getvalue())
+
+
+def evaluate(
+    checkpoint: str | Path,
+    test_split: str | Path,
+    out_dir: str | Path,
+    model_name: str,
+    batch_size: int = 1000,
+) -> dict[str, Any]:
+    """Score a trained checkpoint on the test split; writes metrics.json, confusion.{csv,png},
+    predictions.npz (labels, predictions, probabilities) for later statistics."""
+    out = Path(out_dir)
+    model = Classifier.from_checkpoint(checkpoint)
+    images, labels = load_split(test_split)
+    proba = predict_proba(model, images, batch_size)
+    preds = proba.argmax(dim=1).numpy()
+    y = labels.numpy()
+    cm = confusion_matrix(y, preds)
+    metrics = metrics_from_confusion(cm)
+    result = {
+        "model": model_name,
+        "arch": model.hparams.arch,
+        "n_test": int(y.shape[0]),
+        "test_f1": metrics["f1_macro"],
+        "test_accuracy": metrics["accuracy"],
+        "test_precision": metrics["precision_macro"],
+        "test_recall": metrics["recall_macro"],
+        "test_errors": int((preds != y).sum()),
+        "f1_per_class": metrics["f1_per_class"],
+        "params": count_parameters(model.net),
+        "checkpoint": str(checkpoint),
+    }
+    header = ",".join(["true\\pred"] + [str(i) for i in range(cm.shape[1])])
+    rows = [",".join([str(i)] + [str(v) for v in row]) for i, row in enumerate(cm)]
+    write_text(out / "confusion.csv", "\n".join([header, *rows]) + "\n")
+    plot_confusion(cm, f"{model_name}: test F1 {result['test_f1']:.4f}", out / "confusion.png")
+    with atomic_path(out / "predictions.npz") as tmp, open(tmp, "wb") as fh:
+        np.savez_compressed(
+            fh,
+            labels=y.astype(np.uint8),
+            preds=preds.astype(np.uint8),
+            proba=proba.numpy().astype(np.float32),
+        )
+    write_json(out / "metrics.json", result)
+    log.info(
+        "%s: test F1 %.4f, accuracy %.4f", model_name, result["test_f1"], result["test_accuracy"]
+    )
+    return result

@@ -1,0 +1,76 @@
+"""Model registry: adding an architecture is one file in this package plus a config entry.
+
+Each module here defines a builder decorated with ``@register("name")``. Importing this
+package imports every sibling module, so the Snakefile and the config never list files.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable
+from typing import Any
+
+from torch import nn
+
+from mnistbench.errors import ConfigError
+
+Builder = Callable[..., nn.Module]
+_REGISTRY: dict[str, Builder] = {}
+_SOURCES: dict[str, str] = {}
+
+
+def register(name: str) -> Callable[[Builder], Builder]:
+    """Decorator that makes ``build_model(name)`` return the decorated builder's network."""
+
+    def deco(fn: Builder) -> Builder:
+        if name in _REGISTRY:
+            raise ValueError(f"model {name!r} registered twice ({_SOURCES[name]}, {fn.__module__})")
+        _REGISTRY[name] = fn
+        _SOURCES[name] = fn.__module__
+        return fn
+
+    return deco
+
+
+def _discover() -> None:
+    for info in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{info.name}")
+
+
+def available_models() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def model_source(name: str) -> str:
+    """Module file of an architecture: the workflow lists it as an input of that model's jobs."""
+    _check(name)
+    module = importlib.import_module(_SOURCES[name])
+    return str(module.__file__)
+
+
+def _check(name: str) -> None:
+    if name not in _REGISTRY:
+        raise ConfigError(
+            f"unknown model architecture {name!r}; available: {', '.join(available_models())}. "
+            "Fix `arch` (or the model's name) under `models:` in the config, or add a file "
+            "to src/mnistbench/models/ that registers it."
+        )
+
+
+def build_model(name: str, **kwargs: Any) -> nn.Module:
+    """Instantiate a registered architecture; ``kwargs`` come from the config's ``model_kwargs``."""
+    _check(name)
+    try:
+        return _REGISTRY[name](**kwargs)
+    except TypeError as exc:
+        raise ConfigError(
+            f"bad model_kwargs for {name!r}: {exc}. Fix models.<name>.model_kwargs."
+        ) from exc
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+_discover()

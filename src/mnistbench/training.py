@@ -1,0 +1,264 @@
+"""Training one model: ``train_model(settings, prepared_dir, out_dir) -> summary``.
+
+What gets published as ``model.ckpt`` is chosen on the validation split only: the best
+epoch's checkpoint (ModelCheckpoint on val macro-F1), or the final weights (the SWA average
+when SWA ran) if they score at least as well. The test set is never looked at here.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import resource
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import pandas as pd
+import torch
+import yaml
+from lightning.pytorch.callbacks import (
+    Callback,
+    EarlyStopping,
+    LearningRateMonitor,
+    ModelCheckpoint,
+    ModelSummary,
+    StochasticWeightAveraging,
+)
+from lightning.pytorch.loggers import CSVLogger
+
+from mnistbench.datamodule import MNISTDataModule
+from mnistbench.errors import ConfigError
+from mnistbench.evaluation import confusion_matrix, metrics_from_confusion, predict_proba
+from mnistbench.io import atomic_path, read_json, write_json, write_text
+from mnistbench.models import build_model, count_parameters
+from mnistbench.module import Classifier
+
+log = logging.getLogger(__name__)
+MONITOR = "val/f1"
+
+
+class EpochLog(Callback):
+    """One line per epoch in the job's log (the progress bar is off: logs are files)."""
+
+    def __init__(self) -> None:
+        self.t0 = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        m = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        log.info(
+            "epoch %d/%d  train loss %.4f  val loss %.4f  val acc %.4f  val F1 %.4f  (%.0f s)",
+            trainer.current_epoch + 1,
+            trainer.max_epochs,
+            m.get("train/loss", float("nan")),
+            m.get("val/loss", float("nan")),
+            m.get("val/acc", float("nan")),
+            m.get(MONITOR, float("nan")),
+            time.perf_counter() - self.t0,
+        )
+
+
+def resolve_accelerator(requested: str) -> str:
+    if requested == "auto":
+        return "gpu" if torch.cuda.is_available() else "cpu"
+    if requested == "gpu" and not torch.cuda.is_available():
+        raise ConfigError(
+            "train.accelerator is 'gpu' but no CUDA GPU is visible; use 'auto' or 'cpu'"
+        )
+    return requested
+
+
+def swa_start_epoch(swa: dict[str, Any], max_epochs: int) -> int:
+    start = swa["epoch_start"]
+    if isinstance(start, float) and start < 1:
+        return int(max_epochs * start)
+    return int(start)
+
+
+def epoch_table(lightning_csv: Path) -> pd.DataFrame:
+    """Collapse Lightning's CSV (train and val rows logged apart) into one row per epoch."""
+    raw = pd.read_csv(lightning_csv)
+    raw = raw.dropna(subset=["epoch"])
+    per_epoch = raw.groupby("epoch").last().reset_index()
+    rename = {c: c.replace("/", "_").replace("lr-", "lr_") for c in per_epoch.columns}
+    per_epoch = per_epoch.rename(columns=rename).drop(columns=["step"], errors="ignore")
+    per_epoch["epoch"] = per_epoch["epoch"].astype(int) + 1  # 1-based, as humans count
+    first = ["epoch", "train_loss", "train_acc", "train_f1", "val_loss", "val_acc", "val_f1"]
+    cols = [c for c in first if c in per_epoch.columns]
+    cols += [c for c in per_epoch.columns if c not in cols]
+    return per_epoch[cols]
+
+
+def val_f1_of(model: Classifier, images: torch.Tensor, labels: torch.Tensor) -> float:
+    preds = predict_proba(model, images).argmax(dim=1).numpy()
+    return metrics_from_confusion(confusion_matrix(labels.numpy(), preds))["f1_macro"]
+
+
+def environment_info() -> dict[str, Any]:
+    return {
+        "python": sys.version.split()[0],
+        "torch": str(torch.__version__),
+        "lightning": str(L.__version__),
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cuda_device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
+def train_model(
+    settings: dict[str, Any],
+    prepared_dir: str | Path,
+    out_dir: str | Path,
+    threads: int | None = None,
+) -> dict[str, Any]:
+    """Train one configured model; writes model.ckpt, metrics.csv, config.yaml, summary.json."""
+    out = Path(out_dir)
+    prepared = Path(prepared_dir)
+    name = settings["name"]
+    if threads:
+        torch.set_num_threads(threads)
+    accelerator = resolve_accelerator(settings.get("accelerator", "auto"))
+    precision = settings["precision"]["gpu" if accelerator == "gpu" else "cpu"]
+    L.seed_everything(settings["seed"], workers=True, verbose=False)
+
+    stats = read_json(prepared / "stats.json")
+    work = out / "lightning"
+    shutil.rmtree(work, ignore_errors=True)
+
+    net = build_model(settings["arch"], **settings["model_kwargs"])
+    module = Classifier(
+        net=net,
+        arch=settings["arch"],
+        model_kwargs=settings["model_kwargs"],
+        optimizer=settings["optimizer"],
+        scheduler=settings["scheduler"],
+        label_smoothing=settings["label_smoothing"],
+        pixel_mean=float(stats["train"]["pixel_mean"]),
+        pixel_std=float(stats["train"]["pixel_std"]),
+    )
+    dm = MNISTDataModule(prepared, settings["batch_size"], seed=settings["seed"])
+
+    checkpoint = ModelCheckpoint(
+        dirpath=work / "checkpoints",
+        filename="best-epoch{epoch:02d}",
+        monitor=MONITOR,
+        mode="max",
+        save_top_k=1,
+        auto_insert_metric_name=False,
+    )
+    callbacks: list[Callback] = [
+        checkpoint,
+        ModelSummary(max_depth=2),
+        LearningRateMonitor(logging_interval="epoch"),
+        EpochLog(),
+    ]
+    es = settings["early_stopping"]
+    if es["enabled"]:
+        callbacks.append(
+            EarlyStopping(
+                monitor=MONITOR, mode="max", patience=es["patience"], min_delta=es["min_delta"]
+            )
+        )
+    swa = settings["swa"]
+    if swa["enabled"]:
+        callbacks.append(
+            StochasticWeightAveraging(
+                # Reach the constant SWA rate within one epoch: the default (10 epochs) is longer
+                # than the whole averaging phase of a 10-epoch run.
+                swa_lrs=swa["lr"],
+                swa_epoch_start=swa["epoch_start"],
+                annealing_epochs=1,
+            )
+        )
+    trainer = L.Trainer(
+        accelerator=accelerator,
+        devices=1,
+        precision=precision,
+        max_epochs=settings["max_epochs"],
+        limit_train_batches=settings["limit_train_batches"],
+        callbacks=callbacks,
+        logger=CSVLogger(save_dir=work, name="", version=""),
+        default_root_dir=work,
+        enable_progress_bar=False,
+        num_sanity_val_steps=0,
+        deterministic=False,
+        benchmark=False,
+        log_every_n_steps=1,
+    )
+    log.info(
+        "training %s (%s): %d parameters, precision %s on %s, %d threads",
+        name,
+        settings["arch"],
+        count_parameters(net),
+        precision,
+        accelerator,
+        torch.get_num_threads(),
+    )
+    if accelerator == "gpu":
+        torch.cuda.reset_peak_memory_stats()
+    t0 = time.perf_counter()
+    trainer.fit(module, datamodule=dm)
+    train_seconds = time.perf_counter() - t0
+
+    # Choose what to publish, on the validation split only, scoring both candidates the same
+    # way (fp32, our metric code): the best epoch's checkpoint and the final (SWA) weights.
+    val_images, val_labels = dm.splits["val"]
+    best_path = checkpoint.best_model_path
+    final_score = val_f1_of(module, val_images, val_labels)
+    best_score = -1.0
+    if best_path:
+        best_score = val_f1_of(Classifier.from_checkpoint(best_path), val_images, val_labels)
+    swa_used = swa["enabled"] and trainer.current_epoch >= swa_start_epoch(
+        swa, settings["max_epochs"]
+    )
+    use_final = final_score >= best_score
+    with atomic_path(out / "model.ckpt") as tmp:
+        if use_final:
+            trainer.save_checkpoint(tmp)
+        else:
+            shutil.copyfile(best_path, tmp)
+    selected = ("swa" if swa_used else "last") if use_final else "best_epoch"
+
+    history = epoch_table(work / "metrics.csv")
+    with atomic_path(out / "metrics.csv") as tmp:
+        history.to_csv(tmp, index=False)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    peak_gpu_mb = torch.cuda.max_memory_allocated() / 2**20 if accelerator == "gpu" else None
+    best_epoch = (
+        int(history.loc[history["val_f1"].idxmax(), "epoch"]) if "val_f1" in history else None
+    )
+    summary = {
+        "model": name,
+        "arch": settings["arch"],
+        "params": count_parameters(net),
+        "epochs": int(history["epoch"].max()) if len(history) else 0,
+        "best_epoch": best_epoch,
+        "selected": selected,
+        "val_f1": max(final_score, best_score),
+        "val_f1_best_epoch": best_score,
+        "val_f1_final": final_score,
+        "train_seconds": round(train_seconds, 2),
+        "peak_mem_mb": round(peak_mb, 1),
+        "peak_gpu_mem_mb": None if peak_gpu_mb is None else round(peak_gpu_mb, 1),
+        "precision": precision,
+        "accelerator": accelerator,
+        "threads": torch.get_num_threads(),
+    }
+    snapshot = {"model": settings, "data": stats, "environment": environment_info()}
+    write_text(out / "config.yaml", yaml.safe_dump(snapshot, sort_keys=False))
+    write_json(out / "summary.json", summary)
+    log.info(
+        "%s: selected %s weights, val F1 %.4f, %.1f s",
+        name,
+        selected,
+        summary["val_f1"],
+        train_seconds,
+    )
+    if np.isnan(summary["val_f1"]):
+        log.warning("%s: validation F1 is NaN", name)
+    return summary

@@ -1,0 +1,66 @@
+# Config validation, then the helpers and input functions the rules use. Rules stay declarative.
+import json
+import os
+import sys
+
+# The workflow runs its own package source (src/), in this process and in every job, so a copy
+# of the project is self-contained. Only pyyaml and jsonschema are needed to parse the workflow.
+SRC = os.path.join(workflow.basedir, "src")
+sys.path.insert(0, SRC)
+# (shell commands are formatted by Snakemake: the doubled braces are a literal ${...})
+shell.prefix(f"export PYTHONPATH={SRC!r}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
+
+from mnistbench.config import (
+    architecture_file,
+    expand_dotted_keys,
+    model_names,
+    resolve_model,
+    validate_config,
+)
+
+# `--config data.local_dir=...` arrives as a dotted key: nest it, then validate the whole config
+# (JSON schema in workflow/schemas/, defaults filled in, plus cross-key checks).
+_validated = validate_config(expand_dotted_keys(config))
+config.clear()
+config.update(_validated)
+
+DATASET = config["dataset"]
+MODELS = model_names(config)
+PACKAGE = os.path.relpath(os.path.join(SRC, "mnistbench"))
+
+
+wildcard_constraints:
+    dataset=r"[A-Za-z0-9_-]+",
+    model=r"[A-Za-z0-9_-]+",
+
+
+def package_file(name):
+    """A module of the package, listed as an input so that editing it reruns its step."""
+    return os.path.join(PACKAGE, name)
+
+
+def model_settings(wildcards):
+    """The model's resolved training settings: a change reruns this model's jobs only."""
+    return json.dumps(resolve_model(config, wildcards.model), sort_keys=True)
+
+
+def model_code(wildcards):
+    return os.path.relpath(architecture_file(resolve_model(config, wildcards.model)["arch"]))
+
+
+def model_dir(wildcards):
+    return f"results/{wildcards.dataset}/models/{wildcards.model}"
+
+
+def download_args(wildcards):
+    data = config["data"]
+    if data["source"] == "synthetic":
+        syn = data["synthetic"]
+        return f"--source synthetic --n-train {syn['n_train']} --n-test {syn['n_test']} --seed {syn['seed']}"
+    if data["local_dir"]:
+        return f"--source mnist --local-dir '{data['local_dir']}'"
+    mirrors = " ".join(f"'{m}'" for m in data["mirrors"])
+    return (
+        f"--source mnist --mirrors {mirrors} --retries {data['download_retries']} "
+        f"--timeout {data['download_timeout_s']}"
+    )
