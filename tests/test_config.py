@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from mnistbench.config import expand_dotted_keys, load_config, resolve_model, validate_config
+from mnistbench.config import load_config, resolve_model, retype_cli_values, validate_config
 from mnistbench.errors import ConfigError
 
 
@@ -34,9 +34,19 @@ def test_model_overrides_merge_into_defaults(default) -> None:
     assert alex["optimizer"]["name"] == "sgd" and alex["max_epochs"] == 10
 
 
-def test_dotted_keys_from_the_command_line() -> None:
-    cfg = expand_dotted_keys({"data": {"val_size": 5}, "data.local_dir": "/x"})
-    assert cfg == {"data": {"val_size": 5, "local_dir": "/x"}}
+def test_nested_command_line_values_get_their_types() -> None:
+    # as Snakemake passes --config data='{val_size: 100, local_dir: ../x}' models='{...}'
+    cli = {
+        "data": {"val_size": "100", "local_dir": "../x", "mirrors": ["http://a/"]},
+        "models": {"cnn": {"train": {"optimizer": {"lr": "2e-3"}, "swa": {"enabled": "false"}}}},
+        "dataset": "mnist",
+    }
+    typed = retype_cli_values(cli)
+    assert typed["data"] == {"val_size": 100, "local_dir": "../x", "mirrors": ["http://a/"]}
+    assert typed["models"]["cnn"]["train"] == {
+        "optimizer": {"lr": 0.002},
+        "swa": {"enabled": False},
+    }
 
 
 @pytest.mark.parametrize(

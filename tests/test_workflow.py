@@ -94,7 +94,7 @@ def test_second_run_does_nothing(smoke_run: Path) -> None:
 
 
 def test_one_models_hyperparameter_reruns_only_that_model(smoke_run: Path) -> None:
-    out = snakemake(smoke_run, "-n", "--config", "models.cnn.train.optimizer.lr=0.002")
+    out = snakemake(smoke_run, "-n", "--config", "models={cnn: {train: {optimizer: {lr: 0.002}}}}")
     jobs = planned_jobs(out.stdout)
     assert jobs == {"train_model": 1, "evaluate_model": 1, "build_report": 1, "all": 1}, out.stdout
     assert "model=cnn" in out.stdout.replace(": ", "=").replace(" ", "")

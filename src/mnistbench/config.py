@@ -42,27 +42,30 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
     return out
 
 
-def expand_dotted_keys(config: Mapping[str, Any]) -> dict[str, Any]:
-    """Nest ``{"data.local_dir": x}``, as ``snakemake --config data.local_dir=x`` passes it."""
-    out: dict[str, Any] = {}
-    dotted: list[tuple[str, Any]] = []
-    for key, value in config.items():
-        if isinstance(key, str) and "." in key:
-            dotted.append((key, value))
-        else:
-            out[key] = copy.deepcopy(value)
-    for key, value in dotted:
-        node = out
-        parts = key.split(".")
-        for part in parts[:-1]:
-            child = node.get(part)
-            if child is None:
-                child = node[part] = {}
-            if not isinstance(child, dict):
-                raise ConfigError(f"cannot set {key!r}: {part!r} is not a mapping in the config")
-            node = child
-        node[parts[-1]] = value
-    return out
+def retype_cli_values(overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Give nested ``--config`` values their YAML types.
+
+    Snakemake parses ``--config data='{val_size: 100}'`` with YAML's BaseLoader, so nested
+    values arrive as strings ("100"); read each such string again with ``yaml.safe_load``.
+    Top-level values are already typed by Snakemake and pass through unchanged.
+    """
+
+    def retype(value: Any) -> Any:
+        if isinstance(value, Mapping):
+            return {k: retype(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [retype(v) for v in value]
+        if isinstance(value, str):
+            for parse in (int, float):
+                try:
+                    return parse(value)
+                except ValueError:
+                    pass
+            words = {"true": True, "false": False, "null": None, "none": None, "~": None}
+            return words.get(value.lower(), value)
+        return value
+
+    return {k: retype(v) if isinstance(v, Mapping) else v for k, v in overrides.items()}
 
 
 def load_config(*paths: str | Path) -> dict[str, Any]:

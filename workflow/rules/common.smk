@@ -12,15 +12,17 @@ shell.prefix(f"export PYTHONPATH={SRC!r}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
 
 from mnistbench.config import (
     architecture_file,
-    expand_dotted_keys,
+    deep_merge,
     model_names,
     resolve_model,
+    retype_cli_values,
     validate_config,
 )
 
-# `--config data.local_dir=...` arrives as a dotted key: nest it, then validate the whole config
-# (JSON schema in workflow/schemas/, defaults filled in, plus cross-key checks).
-_validated = validate_config(expand_dotted_keys(config))
+# Nested values given with --config (e.g. data='{val_size: 500}') arrive as strings: retype them,
+# then validate the whole config (JSON schema in workflow/schemas/, defaults, cross-key checks).
+_cli = getattr(getattr(workflow, "config_settings", None), "overwrite_config", None) or {}
+_validated = validate_config(deep_merge(config, retype_cli_values(_cli)))
 config.clear()
 config.update(_validated)
 
