@@ -82,9 +82,12 @@ def swa_start_epoch(swa: dict[str, Any], max_epochs: int) -> int:
 def epoch_table(lightning_csv: Path) -> pd.DataFrame:
     """Collapse Lightning's CSV (train and val rows logged apart) into one row per epoch."""
     raw = pd.read_csv(lightning_csv)
+    # LearningRateMonitor rows carry no epoch; each is logged at the start of the epoch whose
+    # rows follow it, so take that epoch.
+    raw["epoch"] = raw["epoch"].bfill()
     raw = raw.dropna(subset=["epoch"])
-    per_epoch = raw.groupby("epoch").last().reset_index()
-    rename = {c: c.replace("/", "_").replace("lr-", "lr_") for c in per_epoch.columns}
+    per_epoch = raw.groupby("epoch").last().reset_index()  # last non-empty value per column
+    rename = {c: "lr" if c.startswith("lr-") else c.replace("/", "_") for c in per_epoch.columns}
     per_epoch = per_epoch.rename(columns=rename).drop(columns=["step"], errors="ignore")
     per_epoch["epoch"] = per_epoch["epoch"].astype(int) + 1  # 1-based, as humans count
     first = ["epoch", "train_loss", "train_acc", "train_f1", "val_loss", "val_acc", "val_f1"]

@@ -1,0 +1,52 @@
+"""Small pieces of training and I/O that the end-to-end run would only show indirectly."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+from mnistbench.io import atomic_path, write_text
+from mnistbench.training import epoch_table, swa_start_epoch
+
+
+def test_epoch_table_merges_train_val_and_lr_rows(tmp_path) -> None:
+    # The shape of Lightning's CSVLogger output: lr rows (no epoch), val rows, train rows.
+    (tmp_path / "m.csv").write_text(
+        "epoch,lr-AdamW,step,train/acc,train/loss,val/f1,val/loss\n"
+        ",0.01,0,,,,\n"
+        "0,,9,,,0.80,0.5\n"
+        "0,,9,0.7,0.9,,\n"
+        ",0.02,10,,,,\n"
+        "1,,19,,,0.90,0.3\n"
+        "1,,19,0.85,0.4,,\n"
+    )
+    table = epoch_table(tmp_path / "m.csv")
+    assert table["epoch"].tolist() == [1, 2]
+    assert table["lr"].tolist() == [0.01, 0.02]
+    assert table["val_f1"].tolist() == [0.80, 0.90]
+    assert table["train_loss"].tolist() == [0.9, 0.4]
+    assert list(table.columns[:3]) == ["epoch", "train_loss", "train_acc"]
+
+
+@pytest.mark.parametrize(("start", "expected"), [(0.7, 7), (3, 3), (0.5, 5)])
+def test_swa_start_epoch(start, expected) -> None:
+    assert swa_start_epoch({"epoch_start": start}, 10) == expected
+
+
+def test_atomic_write_leaves_nothing_on_failure(tmp_path) -> None:
+    target = tmp_path / "out.json"
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("killed")
+    assert not target.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_write_gives_ordinary_permissions(tmp_path) -> None:
+    write_text(tmp_path / "a.txt", "x")
+    mode = stat.S_IMODE(os.stat(tmp_path / "a.txt").st_mode)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert mode == 0o666 & ~umask
