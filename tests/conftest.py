@@ -19,7 +19,7 @@ def project_root() -> Path:
 
 def copy_project(dest: Path) -> Path:
     """A copy of the workflow (not data/ or results/) to run Snakemake or DVC in isolation."""
-    for name in ("Snakefile", "workflow", "config", "src"):
+    for name in ("Snakefile", "workflow", "config", "src", "envs"):
         src = ROOT / name
         if src.is_dir():
             shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))

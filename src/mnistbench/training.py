@@ -239,7 +239,8 @@ def train_model(
         "model": name,
         "arch": settings["arch"],
         "params": count_parameters(net),
-        "epochs": int(history["epoch"].max()) if len(history) else 0,
+        # SWA adds a pass that only refreshes BatchNorm statistics: not a training epoch.
+        "epochs": min(int(history["epoch"].max()), settings["max_epochs"]) if len(history) else 0,
         "best_epoch": best_epoch,
         "selected": selected,
         "val_f1": max(final_score, best_score),
