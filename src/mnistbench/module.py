@@ -95,7 +95,7 @@ class Classifier(L.LightningModule):
                 lr=opt["lr"],
                 momentum=opt.get("momentum", 0.9),
                 weight_decay=opt.get("weight_decay", 0.0),
-                nesterov=True,
+                nesterov=opt.get("momentum", 0.9) > 0,  # Nesterov needs momentum
             )
         elif opt["name"] == "adam":
             optimizer = torch.optim.Adam(

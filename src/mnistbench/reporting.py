@@ -18,21 +18,19 @@ from mnistbench.io import atomic_path, read_json, write_text
 
 log = logging.getLogger(__name__)
 
+# What a reader compares; precision/recall per class and the selection details stay in each
+# model's test/metrics.json and summary.json. Narrow enough for the report's front page.
 COLUMNS = [
     "model",
-    "arch",
     "epochs",
     "val_f1",
     "test_f1",
     "test_accuracy",
-    "test_precision",
-    "test_recall",
     "test_errors",
     "params",
     "train_seconds",
     "peak_mem_mb",
     "precision",
-    "selected",
 ]
 
 
@@ -52,7 +50,7 @@ def comparison_table(model_dirs: Sequence[str | Path]) -> pd.DataFrame:
 
 def _markdown(table: pd.DataFrame) -> str:
     shown = table.copy()
-    for col in ("val_f1", "test_f1", "test_accuracy", "test_precision", "test_recall"):
+    for col in ("val_f1", "test_f1", "test_accuracy"):
         if col in shown:
             shown[col] = shown[col].map(lambda v: f"{v:.4f}")
     shown["params"] = shown["params"].map(lambda v: f"{v:,}")
@@ -138,9 +136,7 @@ def build_report(
     f1_params_path: str | Path,
 ) -> pd.DataFrame:
     table = comparison_table(model_dirs)
-    rounded = table.round(
-        {c: 5 for c in ("val_f1", "test_f1", "test_accuracy", "test_precision", "test_recall")}
-    )
+    rounded = table.round({"val_f1": 5, "test_f1": 5, "test_accuracy": 5, "train_seconds": 1})
     with atomic_path(csv_path) as tmp:
         rounded.to_csv(tmp, index=False)
     write_text(md_path, _markdown(table))
