@@ -16,8 +16,6 @@ from typing import Any
 
 from mnistbench.errors import MnistbenchError
 
-log = logging.getLogger("mnistbench")
-
 
 def run(main: Callable[[Sequence[str] | None], Any], argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(
@@ -29,7 +27,6 @@ def run(main: Callable[[Sequence[str] | None], Any], argv: Sequence[str] | None 
     try:
         main(argv)
     except MnistbenchError as exc:
-        log.error("%s", exc)
         print(f"mnistbench error: {exc}", file=sys.stderr)
         sys.exit(2)
 
