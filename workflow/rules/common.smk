@@ -1,6 +1,7 @@
 # Config validation, then the helpers and input functions the rules use. Rules stay declarative.
 import json
 import os
+import shlex
 import sys
 
 # The workflow runs its own package source (src/), in this process and in every job, so a copy
@@ -60,8 +61,8 @@ def download_args(wildcards):
         syn = data["synthetic"]
         return f"--source synthetic --n-train {syn['n_train']} --n-test {syn['n_test']} --seed {syn['seed']}"
     if data["local_dir"]:
-        return f"--source mnist --local-dir '{data['local_dir']}'"
-    mirrors = " ".join(f"'{m}'" for m in data["mirrors"])
+        return f"--source mnist --local-dir {shlex.quote(data['local_dir'])}"
+    mirrors = " ".join(shlex.quote(m) for m in data["mirrors"])
     return (
         f"--source mnist --mirrors {mirrors} --retries {data['download_retries']} "
         f"--timeout {data['download_timeout_s']}"

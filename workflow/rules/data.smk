@@ -22,7 +22,7 @@ rule download_data:
 
 rule prepare_data:
     input:
-        unpack(lambda wildcards: dict(rules.download_data.output)),
+        raw=rules.download_data.output,
         code=package_file("data/prepare.py"),
     output:
         train="data/{dataset}/prepared/train.pt",
@@ -30,7 +30,7 @@ rule prepare_data:
         test="data/{dataset}/prepared/test.pt",
         stats="data/{dataset}/prepared/stats.json",
     params:
-        raw=lambda wildcards, input: os.path.dirname(input.manifest),
+        raw=lambda wildcards, input: os.path.dirname(input.raw[0]),
         out=lambda wildcards, output: os.path.dirname(output.stats),
         val_size=config["data"]["val_size"],
         split_seed=config["data"]["split_seed"],
