@@ -55,15 +55,26 @@ def model_dir(wildcards):
     return f"results/{wildcards.dataset}/models/{wildcards.model}"
 
 
-def download_args(wildcards):
+def data_identity(wildcards):
+    """Where the raw data come from: the official files (downloaded or copied) or generated."""
     data = config["data"]
     if data["source"] == "synthetic":
         syn = data["synthetic"]
-        return f"--source synthetic --n-train {syn['n_train']} --n-test {syn['n_test']} --seed {syn['seed']}"
+        return (
+            f"--source synthetic --n-train {syn['n_train']} --n-test {syn['n_test']}"
+            f" --seed {syn['seed']}"
+        )
     if data["local_dir"]:
         return f"--source mnist --local-dir {shlex.quote(data['local_dir'])}"
+    return "--source mnist"
+
+
+def fetch_settings(wildcards):
+    """How downloads are made. Being a parameter, changing it re-downloads (like any parameter)."""
+    data = config["data"]
     mirrors = " ".join(shlex.quote(m) for m in data["mirrors"])
     return (
-        f"--source mnist --mirrors {mirrors} --retries {data['download_retries']} "
-        f"--timeout {data['download_timeout_s']}"
+        f"--mirrors {mirrors} --retries {data['download_retries']}"
+        f" --timeout {data['download_timeout_s']}"
     )
+

@@ -10,14 +10,16 @@ rule download_data:
         test_labels="data/{dataset}/raw/t10k-labels-idx1-ubyte.gz",
         manifest="data/{dataset}/raw/manifest.json",
     params:
-        args=download_args,
+        source=data_identity,
+        fetch=fetch_settings,
         out=lambda wildcards, output: os.path.dirname(output.manifest),
     conda:
         "../../envs/mnistbench.yaml"
     log:
         "logs/{dataset}/download_data.log",
     shell:
-        "python workflow/scripts/download.py --out {params.out} {params.args} > {log} 2>&1"
+        "python workflow/scripts/download.py --out {params.out} {params.source} {params.fetch}"
+        " > {log} 2>&1"
 
 
 rule prepare_data:
