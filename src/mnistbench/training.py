@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-import numpy as np
 import pandas as pd
 import torch
 import yaml
@@ -263,6 +262,4 @@ def train_model(
         summary["val_f1"],
         train_seconds,
     )
-    if np.isnan(summary["val_f1"]):
-        log.warning("%s: validation F1 is NaN", name)
     return summary
