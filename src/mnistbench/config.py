@@ -46,7 +46,8 @@ def retype_cli_values(overrides: Mapping[str, Any]) -> dict[str, Any]:
     """Give nested ``--config`` values their YAML types.
 
     Snakemake parses ``--config data='{val_size: 100}'`` with YAML's BaseLoader, so nested
-    values arrive as strings ("100"); read each such string again with ``yaml.safe_load``.
+    values arrive as strings ("100"). Each nested string that reads as an int, a float (also
+    "2e-3", which YAML 1.1 would keep a string), true/false or null becomes that value.
     Top-level values are already typed by Snakemake and pass through unchanged.
     """
 

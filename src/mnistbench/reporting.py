@@ -17,6 +17,7 @@ import pandas as pd
 from mnistbench.io import atomic_path, read_json, write_text
 
 log = logging.getLogger(__name__)
+ERROR_FLOOR = 1e-5  # where an error of exactly 0 is drawn on the log-scale error axis
 
 # What a reader compares; precision/recall per class and the selection details stay in each
 # model's test/metrics.json and summary.json. Narrow enough for the report's front page.
@@ -89,16 +90,21 @@ def plot_learning_curves(model_dirs: Sequence[str | Path], path: str | Path) -> 
                 label=f"{name} train",
             )
         # 1 - F1 on a log scale: every model ends between 0.97 and 1.0 F1, where a linear axis
-        # hides the differences that matter.
+        # hides the differences that matter. A perfect epoch (error 0) is drawn at the floor.
         axes[1].plot(
             hist["epoch"],
-            1 - hist["val_f1"],
+            (1 - hist["val_f1"]).clip(lower=ERROR_FLOOR),
             marker="o",
             color=line.get_color(),
             label=f"{name} val",
         )
         if "train_f1" in hist:
-            axes[1].plot(hist["epoch"], 1 - hist["train_f1"], ls="--", color=line.get_color())
+            axes[1].plot(
+                hist["epoch"],
+                (1 - hist["train_f1"]).clip(lower=ERROR_FLOOR),
+                ls="--",
+                color=line.get_color(),
+            )
     axes[0].set(
         xlabel="epoch", ylabel="cross-entropy loss", title="Loss (solid: val, dashed: train)"
     )

@@ -20,9 +20,10 @@ from mnistbench.config import (
     validate_config,
 )
 
-# Nested values given with --config (e.g. data='{val_size: 500}') arrive as strings: retype them,
-# then validate the whole config (JSON schema in workflow/schemas/, defaults, cross-key checks).
-_cli = getattr(getattr(workflow, "config_settings", None), "overwrite_config", None) or {}
+# Nested values given with --config (e.g. data='{val_size: 500}') arrive as strings: retype them
+# (those of --config only; files given with --configfile are typed YAML already), then validate
+# the whole config (JSON schema in workflow/schemas/, defaults, cross-key checks).
+_cli = getattr(getattr(workflow, "config_settings", None), "config", None) or {}
 _validated = validate_config(deep_merge(config, retype_cli_values(_cli)))
 config.clear()
 config.update(_validated)
@@ -77,4 +78,3 @@ def fetch_settings(wildcards):
         f"--mirrors {mirrors} --retries {data['download_retries']}"
         f" --timeout {data['download_timeout_s']}"
     )
-
