@@ -1,8 +1,10 @@
 """In-memory MNIST DataModule: whole batches are sliced from uint8 tensors.
 
 The reference projects decode every image through PIL and ``ToTensor`` one sample at a time;
-here a batch is one fancy-index into a resident uint8 tensor, and normalisation happens on the
-device inside the LightningModule. There is no per-sample Python and no worker process.
+here a batch is one fancy-index into a resident uint8 tensor, and normalisation and
+augmentation happen on the device inside the LightningModule. There is no per-sample Python and
+no worker process. When training on a GPU the whole data set (47 MB as uint8) is moved there once,
+so a batch never crosses the PCIe bus.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ class TensorBatches(Dataset):
         return int(self.labels.shape[0])
 
     def __getitem__(self, idx: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        index = torch.as_tensor(idx, dtype=torch.long)
+        index = torch.as_tensor(idx, dtype=torch.long, device=self.images.device)
         return self.images[index], self.labels[index]
 
 
@@ -60,11 +62,20 @@ class MNISTDataModule(L.LightningDataModule):
             if split not in self.splits:
                 self.splits[split] = load_split(self.prepared_dir / f"{split}.pt")
 
+    def resident(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """The split's tensors on the device the trainer runs on (moved there once)."""
+        device = self.trainer.strategy.root_device if self.trainer is not None else None
+        images, labels = self.splits[split]
+        if device is not None and images.device != device:
+            images, labels = images.to(device), labels.to(device)
+            self.splits[split] = (images, labels)
+        return images, labels
+
     def train_dataloader(self) -> DataLoader:
-        return batch_loader(*self.splits["train"], self.batch_size, shuffle=True, seed=self.seed)
+        return batch_loader(*self.resident("train"), self.batch_size, shuffle=True, seed=self.seed)
 
     def val_dataloader(self) -> DataLoader:
-        return batch_loader(*self.splits["val"], self.eval_batch_size, shuffle=False)
+        return batch_loader(*self.resident("val"), self.eval_batch_size, shuffle=False)
 
     def test_dataloader(self) -> DataLoader:
-        return batch_loader(*self.splits["test"], self.eval_batch_size, shuffle=False)
+        return batch_loader(*self.resident("test"), self.eval_batch_size, shuffle=False)

@@ -133,13 +133,9 @@ def train_model(
     shutil.rmtree(work, ignore_errors=True)
 
     net = build_model(settings["arch"], **settings["model_kwargs"])
-    module = Classifier(
-        net=net,
-        arch=settings["arch"],
-        model_kwargs=settings["model_kwargs"],
-        optimizer=settings["optimizer"],
-        scheduler=settings["scheduler"],
-        label_smoothing=settings["label_smoothing"],
+    module = Classifier.from_settings(
+        net,
+        settings,
         pixel_mean=float(stats["train"]["pixel_mean"]),
         pixel_std=float(stats["train"]["pixel_std"]),
     )
@@ -209,7 +205,7 @@ def train_model(
 
     # Choose what to publish, on the validation split only, scoring both candidates the same
     # way (fp32, our metric code): the best epoch's checkpoint and the final (SWA) weights.
-    val_images, val_labels = dm.splits["val"]
+    val_images, val_labels = (t.cpu() for t in dm.splits["val"])
     best_path = checkpoint.best_model_path
     final_score = val_f1_of(module, val_images, val_labels)
     best_score = -1.0

@@ -1,0 +1,87 @@
+"""The fast training path: on-device batch augmentation, epoch statistics on the device."""
+
+from __future__ import annotations
+
+import lightning as L
+import pytest
+import torch
+
+from mnistbench.config import load_config, resolve_model, validate_config
+from mnistbench.data.synthetic import make_digits
+from mnistbench.datamodule import MNISTDataModule
+from mnistbench.models import build_model
+from mnistbench.module import Classifier, random_affine
+
+
+def test_random_affine_without_range_is_the_identity() -> None:
+    x = torch.rand(8, 1, 28, 28)
+    y = random_affine(x, degrees=0.0, translate=0.0, scale=(1.0, 1.0))
+    assert torch.allclose(x, y, atol=1e-5)
+
+
+def test_random_affine_moves_digits_and_keeps_background() -> None:
+    torch.manual_seed(0)
+    x = torch.zeros(64, 1, 28, 28)
+    x[:, :, 10:18, 12:16] = 1.0
+    y = random_affine(x, degrees=15.0, translate=0.1, scale=(0.9, 1.1))
+    assert y.shape == x.shape
+    assert float(y[:, :, :3, :].abs().max()) == 0.0  # the top rows stay background
+    moved = (y - x).abs().flatten(1).sum(1)
+    assert bool((moved > 0.5).all()), "every image of the batch is transformed"
+    # Different images get different transforms (per-sample parameters).
+    assert not torch.allclose(y[0], y[1])
+
+
+@pytest.fixture
+def prepared(tmp_path):
+    images, labels = make_digits(600, seed=1)
+    for split, sl in (
+        ("train", slice(0, 400)),
+        ("val", slice(400, 600)),
+        ("test", slice(400, 600)),
+    ):
+        torch.save(
+            {"images": torch.from_numpy(images[sl]), "labels": torch.from_numpy(labels[sl]).long()},
+            tmp_path / f"{split}.pt",
+        )
+    return tmp_path
+
+
+def settings_for(project_root, **train) -> dict:
+    config = validate_config(load_config(project_root / "config" / "config.yaml"))
+    config["models"]["lenet5"].setdefault("train", {}).update(train)
+    return resolve_model(config, "lenet5")
+
+
+def test_epoch_statistics_match_the_predictions(project_root, prepared) -> None:
+    """train/acc and train/f1 come from the device-side confusion matrix of the epoch."""
+    settings = settings_for(project_root, augment={"enabled": True}, channels_last=True)
+    L.seed_everything(0, verbose=False)
+    module = Classifier.from_settings(build_model("lenet5"), settings, 0.13, 0.31)
+    dm = MNISTDataModule(prepared, batch_size=100, seed=0)
+    trainer = L.Trainer(
+        accelerator="cpu",
+        max_epochs=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+    )
+    trainer.fit(module, datamodule=dm)
+    m = trainer.callback_metrics
+    assert {"train/loss", "train/acc", "train/f1", "val/f1"} <= set(m)
+    assert int(module.train_confusion.sum()) == 400  # every training image counted once
+    cm = module.train_confusion.view(10, 10)
+    assert float(m["train/acc"]) == pytest.approx(float(cm.diagonal().sum() / 400))
+    assert 0.0 <= float(m["train/f1"]) <= 1.0
+
+
+def test_training_data_stay_where_the_trainer_runs(prepared) -> None:
+    dm = MNISTDataModule(prepared, batch_size=50)
+    dm.setup()
+    images, _ = dm.resident("train")  # no trainer attached: the CPU copy
+    assert images.device.type == "cpu"
+    batch_images, batch_labels = next(iter(dm.train_dataloader()))
+    assert batch_images.dtype == torch.uint8 and batch_images.shape == (50, 28, 28)
+    assert batch_labels.shape == (50,)
