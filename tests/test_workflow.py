@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import re
 import subprocess
@@ -83,6 +84,8 @@ def test_per_model_outputs_exist(smoke_run: Path) -> None:
         ):
             assert (d / name).stat().st_size > 0, d / name
         assert (smoke_run / f"results/synthetic/benchmarks/train_model/{m}.tsv").exists()
+        # torch uses exactly the threads the train job declared (2 with --cores 2).
+        assert json.loads((d / "summary.json").read_text())["threads"] == 2
         assert (smoke_run / f"logs/synthetic/train_model/{m}.log").exists()
     for fig in ("learning_curves.png", "f1_vs_params.png"):
         assert (smoke_run / "results/synthetic/figures" / fig).stat().st_size > 1000
