@@ -148,7 +148,16 @@ class Classifier(L.LightningModule):
         logits = self(images)
         self.val_acc(logits, labels)
         self.val_f1(logits, labels)
-        self.log("val/loss", self._loss(logits, labels), on_epoch=True, prog_bar=True)
+        # The metric objects' states (per-class counts) are summed across ranks when computed,
+        # so val/acc and val/f1 are those of the whole split, as one process would get them.
+        self.log(
+            "val/loss",
+            self._loss(logits, labels),
+            on_epoch=True,
+            prog_bar=True,
+            sync_dist=True,
+            batch_size=int(labels.shape[0]),
+        )
         self.log("val/acc", self.val_acc, on_epoch=True, prog_bar=True)
         self.log("val/f1", self.val_f1, on_epoch=True, prog_bar=True)
 
