@@ -134,3 +134,13 @@ def test_ddp_on_two_cpu_processes(tmp_path: Path) -> None:
     assert row["val_acc"] == pytest.approx(acc, abs=1e-6)
     assert summary["val_f1"] == pytest.approx(f1, abs=1e-9)
     assert round(row["val_acc"] * 301, 3) == round(acc * 301)  # a count out of 301
+
+
+def test_ddp_leaves_each_ranks_training_sums_alone() -> None:
+    # DDP broadcasts rank 0's buffers before each forward pass; the per-rank training sums
+    # (summed across ranks once per epoch) must be exempt, the network's buffers not.
+    from mnistbench.module import Classifier
+
+    module = Classifier(arch="resnet18")
+    own = {n for n, _ in module.named_buffers() if not n.startswith("net.")}
+    assert own == set(module._ddp_params_and_buffers_to_ignore)

@@ -55,6 +55,9 @@ class Classifier(L.LightningModule):
         # Training statistics, summed on the device and read once per epoch.
         self.register_buffer("train_confusion", torch.zeros(NUM_CLASSES**2), persistent=False)
         self.register_buffer("train_loss_sum", torch.zeros(()), persistent=False)
+        # Each rank sums its own batches; DDP must not overwrite them with rank 0's buffers
+        # before every forward pass (as it does for BatchNorm statistics).
+        self._ddp_params_and_buffers_to_ignore = ["train_confusion", "train_loss_sum"]
         self.val_acc = MulticlassAccuracy(NUM_CLASSES, average="micro")
         self.val_f1 = MulticlassF1Score(NUM_CLASSES, average="macro")
 

@@ -10,7 +10,8 @@ validates its shard (see datamodule.py), metrics are reduced across ranks, and o
 chooses and writes the published files. The ranks hold the same weights and, since DDP
 broadcasts rank 0's buffers (BatchNorm statistics) on every forward pass through its wrapper,
 validation also runs on every rank with rank 0's statistics: the synchronised validation F1 is
-that of the weights rank 0 checkpoints (tests/test_ddp.py checks it on resnet18).
+that of the weights rank 0 checkpoints (tests/test_ddp.py checks it on resnet18). The training
+statistics each rank sums on its own are exempt from that broadcast (module.py).
 """
 
 from __future__ import annotations
