@@ -70,7 +70,7 @@ def run_script(name: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[
 def test_ddp_on_two_cpu_processes(tmp_path: Path) -> None:
     run_script(
         "download",
-        *("--out", "raw", "--source", "synthetic", "--n-train", "600", "--n-test", "50"),
+        *("--out", "raw", "--source", "synthetic", "--n-train", "500", "--n-test", "50"),
         cwd=tmp_path,
     )
     # 301 validation images: the two ranks validate 150 and 151 of them.
