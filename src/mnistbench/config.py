@@ -9,6 +9,10 @@ changes), and DVC stages read the same keys.
 from __future__ import annotations
 
 import copy
+import itertools
+import os
+import re
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -112,8 +116,96 @@ def validate_config(
             "invalid configuration (see workflow/schemas/config.schema.yaml for every key):\n"
             + "\n".join(lines)
         )
+    expand_sweeps(config, schema)
     check_semantics(config, schema)
     return config
+
+
+def _sweep_value_label(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", str(value))
+
+
+def _train_key_exists(schema: Mapping[str, Any], dotted: str) -> bool:
+    node: Mapping[str, Any] = schema["$defs"]["train"]
+    for part in dotted.split("."):
+        props = node.get("properties") or {}
+        if part not in props:
+            return False
+        node = props[part]
+    return "properties" not in node  # a setting, not a whole block
+
+
+def expand_sweeps(config: dict[str, Any], schema: Mapping[str, Any]) -> None:
+    """Replace each model with a ``sweep:`` by one model per combination of the listed values.
+
+    ``models: {cnn: {sweep: {optimizer.lr: [0.001, 0.003]}}}`` becomes ``cnn-lr0.001`` and
+    ``cnn-lr0.003``: ordinary models (own train job, results directory and table row) whose
+    ``train`` block sets the swept key. Several keys give their Cartesian product. Names use the
+    last part of each key (the whole key, dots as ``_``, when two keys share it) and the value,
+    with anything but letters, digits, ``_``, ``.`` and ``-`` replaced by ``_``.
+    """
+    models = config.get("models") or {}
+    if not any(isinstance(entry, Mapping) and entry.get("sweep") for entry in models.values()):
+        return
+    expanded: dict[str, Any] = {}
+    for name, entry in models.items():
+        sweep = (entry or {}).get("sweep") if isinstance(entry, Mapping) else None
+        if not sweep:
+            expanded[name] = entry
+            continue
+        keys = list(sweep)
+        for key in keys:
+            if not _train_key_exists(schema, key):
+                raise ConfigError(
+                    f"models.{name}.sweep: {key!r} is not a training setting; use a dotted key "
+                    "of `train` (e.g. optimizer.lr, batch_size, scheduler.max_lr)"
+                )
+        leaves = [k.rsplit(".", 1)[-1] for k in keys]
+        labels = [
+            leaf if leaves.count(leaf) == 1 else key.replace(".", "_")
+            for key, leaf in zip(keys, leaves, strict=True)
+        ]
+        base = {k: v for k, v in entry.items() if k != "sweep"}
+        for combo in itertools.product(*(sweep[k] for k in keys)):
+            run = name + "".join(
+                f"-{label}{_sweep_value_label(v)}" for label, v in zip(labels, combo, strict=True)
+            )
+            if run in models or run in expanded:
+                raise ConfigError(
+                    f"models.{name}.sweep: the run name {run!r} is already taken; rename the "
+                    "model or drop the duplicate value"
+                )
+            override: dict[str, Any] = {}
+            for key, value in zip(keys, combo, strict=True):
+                *parents, leaf = key.split(".")
+                node = override
+                for part in parents:
+                    node = node.setdefault(part, {})
+                node[leaf] = value
+            run_entry = copy.deepcopy(base)
+            run_entry["arch"] = base.get("arch", name)
+            run_entry["train"] = deep_merge(base.get("train") or {}, override)
+            expanded[run] = run_entry
+    config["models"] = expanded
+
+
+def train_gpus(settings: Mapping[str, Any], nvidia_smi: str | None = "which") -> int:
+    """GPUs one train job occupies, decided without importing torch (Snakemake's `gpu` resource).
+
+    ``accelerator: gpu`` takes ``devices`` GPUs; ``auto`` does so when ``nvidia-smi`` is on
+    PATH and CUDA_VISIBLE_DEVICES does not hide every GPU; ``cpu`` takes none.
+    """
+    accelerator = settings.get("accelerator", "auto")
+    if accelerator == "auto":
+        if nvidia_smi == "which":
+            nvidia_smi = shutil.which("nvidia-smi")
+        hidden = os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1")
+        on_gpu = bool(nvidia_smi) and not hidden
+    else:
+        on_gpu = accelerator == "gpu"
+    return int(settings.get("devices", 1)) if on_gpu else 0
 
 
 def check_semantics(config: dict[str, Any], schema: dict[str, Any]) -> None:

@@ -5,15 +5,30 @@ here a batch is one fancy-index into a resident uint8 tensor, and normalisation 
 augmentation happen on the device inside the LightningModule. There is no per-sample Python and
 no worker process. When training on a GPU the whole data set (47 MB as uint8) is moved there once,
 so a batch never crosses the PCIe bus.
+
+With several processes (DDP) Lightning cannot put its DistributedSampler in front of these
+whole-batch samplers, so the sharding is done here: every rank draws the same shuffled batches
+(same seed) and keeps every world_size-th one, the same number on each rank (gradients are
+synchronised once per step); validation and test give each rank a contiguous slice of the split,
+without padding or duplicates, and the metrics' summed states are reduced across ranks, so a
+validation score covers the whole split exactly once. With one process nothing changes.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import lightning as L
 import torch
-from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
+from torch.utils.data import (
+    BatchSampler,
+    DataLoader,
+    Dataset,
+    RandomSampler,
+    Sampler,
+    SequentialSampler,
+)
 
 from mnistbench.data.prepare import load_split
 
@@ -33,15 +48,53 @@ class TensorBatches(Dataset):
         return self.images[index], self.labels[index]
 
 
+class RankBatches(Sampler[list[int]]):
+    """Every ``world_size``-th batch of ``batches``, from ``rank`` on; equal counts per rank."""
+
+    def __init__(self, batches: BatchSampler, rank: int, world_size: int) -> None:
+        self.batches = batches
+        self.rank = rank
+        self.world_size = world_size
+
+    def __len__(self) -> int:
+        return len(self.batches) // self.world_size
+
+    def __iter__(self) -> Iterator[list[int]]:
+        stop = len(self) * self.world_size  # drop the remainder: no rank waits for another
+        for i, batch in enumerate(self.batches):
+            if i >= stop:
+                break
+            if i % self.world_size == self.rank:
+                yield batch
+
+
+def shard_bounds(n: int, rank: int, world_size: int) -> tuple[int, int]:
+    """The contiguous slice of ``n`` samples that ``rank`` evaluates (sizes differ by <= 1)."""
+    return n * rank // world_size, n * (rank + 1) // world_size
+
+
 def batch_loader(
-    images: torch.Tensor, labels: torch.Tensor, batch_size: int, shuffle: bool, seed: int = 0
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    batch_size: int,
+    shuffle: bool,
+    seed: int = 0,
+    rank: int = 0,
+    world_size: int = 1,
 ) -> DataLoader:
+    """Training (shuffle) batches are dealt out across ranks; evaluation slices are split."""
+    if not shuffle and world_size > 1:
+        lo, hi = shard_bounds(int(labels.shape[0]), rank, world_size)
+        images, labels = images[lo:hi], labels[lo:hi]
     ds = TensorBatches(images, labels)
     if shuffle:
         sampler = RandomSampler(ds, generator=torch.Generator().manual_seed(seed))
     else:
         sampler = SequentialSampler(ds)
-    return DataLoader(ds, batch_size=None, sampler=BatchSampler(sampler, batch_size, False))
+    batches: Sampler[list[int]] = BatchSampler(sampler, batch_size, False)
+    if shuffle and world_size > 1:
+        batches = RankBatches(batches, rank, world_size)
+    return DataLoader(ds, batch_size=None, sampler=batches)
 
 
 class MNISTDataModule(L.LightningDataModule):
@@ -71,11 +124,18 @@ class MNISTDataModule(L.LightningDataModule):
             self.splits[split] = (images, labels)
         return images, labels
 
+    def _ranks(self) -> dict[str, int]:
+        if self.trainer is None:
+            return {"rank": 0, "world_size": 1}
+        return {"rank": self.trainer.global_rank, "world_size": self.trainer.world_size}
+
     def train_dataloader(self) -> DataLoader:
-        return batch_loader(*self.resident("train"), self.batch_size, shuffle=True, seed=self.seed)
+        return batch_loader(
+            *self.resident("train"), self.batch_size, shuffle=True, seed=self.seed, **self._ranks()
+        )
 
     def val_dataloader(self) -> DataLoader:
-        return batch_loader(*self.resident("val"), self.eval_batch_size, shuffle=False)
+        return batch_loader(*self.resident("val"), self.eval_batch_size, False, **self._ranks())
 
     def test_dataloader(self) -> DataLoader:
-        return batch_loader(*self.resident("test"), self.eval_batch_size, shuffle=False)
+        return batch_loader(*self.resident("test"), self.eval_batch_size, False, **self._ranks())

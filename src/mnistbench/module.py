@@ -55,6 +55,9 @@ class Classifier(L.LightningModule):
         # Training statistics, summed on the device and read once per epoch.
         self.register_buffer("train_confusion", torch.zeros(NUM_CLASSES**2), persistent=False)
         self.register_buffer("train_loss_sum", torch.zeros(()), persistent=False)
+        # Each rank sums its own batches; DDP must not overwrite them with rank 0's buffers
+        # before every forward pass (as it does for BatchNorm statistics).
+        self._ddp_params_and_buffers_to_ignore = ["train_confusion", "train_loss_sum"]
         self.val_acc = MulticlassAccuracy(NUM_CLASSES, average="micro")
         self.val_f1 = MulticlassF1Score(NUM_CLASSES, average="macro")
 
@@ -148,7 +151,16 @@ class Classifier(L.LightningModule):
         logits = self(images)
         self.val_acc(logits, labels)
         self.val_f1(logits, labels)
-        self.log("val/loss", self._loss(logits, labels), on_epoch=True, prog_bar=True)
+        # The metric objects' states (per-class counts) are summed across ranks when computed,
+        # so val/acc and val/f1 are those of the whole split, as one process would get them.
+        self.log(
+            "val/loss",
+            self._loss(logits, labels),
+            on_epoch=True,
+            prog_bar=True,
+            sync_dist=True,
+            batch_size=int(labels.shape[0]),
+        )
         self.log("val/acc", self.val_acc, on_epoch=True, prog_bar=True)
         self.log("val/f1", self.val_f1, on_epoch=True, prog_bar=True)
 

@@ -3,11 +3,21 @@
 What gets published as ``model.ckpt`` is chosen on the validation split only: the best
 epoch's checkpoint (ModelCheckpoint on val macro-F1), or the final weights (the SWA average
 when SWA ran) if they score at least as well. The test set is never looked at here.
+
+Several devices (``devices``, ``num_nodes``, ``strategy: ddp``) run one process per device;
+Lightning's launcher re-executes the entry point for the other ranks. Every rank trains and
+validates its shard (see datamodule.py), metrics are reduced across ranks, and only rank 0
+chooses and writes the published files. The ranks hold the same weights and, since DDP
+broadcasts rank 0's buffers (BatchNorm statistics) on every forward pass through its wrapper,
+validation also runs on every rank with rank 0's statistics: the synchronised validation F1 is
+that of the weights rank 0 checkpoints (tests/test_ddp.py checks it on resnet18). The training
+statistics each rank sums on its own are exempt from that broadcast (module.py).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import platform
 import resource
 import shutil
@@ -41,6 +51,13 @@ log = logging.getLogger(__name__)
 MONITOR = "val/f1"
 
 
+def launched_as_rank0() -> bool:
+    """True in the process Snakemake/DVC started, false in the ranks Lightning or srun launched
+    (known from their environment before the Trainer exists)."""
+    ranks = ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID")
+    return all(int(os.environ.get(var, "0") or 0) == 0 for var in ranks)
+
+
 class EpochLog(Callback):
     """One line per epoch in the job's log (the progress bar is off: logs are files)."""
 
@@ -48,6 +65,8 @@ class EpochLog(Callback):
         self.t0 = time.perf_counter()
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
         m = {k: float(v) for k, v in trainer.callback_metrics.items()}
         log.info(
             "epoch %d/%d  train loss %.4f  val loss %.4f  val acc %.4f  val F1 %.4f  (%.0f s)",
@@ -118,19 +137,29 @@ def train_model(
     out_dir: str | Path,
     threads: int | None = None,
 ) -> dict[str, Any]:
-    """Train one configured model; writes model.ckpt, metrics.csv, config.yaml, summary.json."""
+    """Train one configured model; writes model.ckpt, metrics.csv, config.yaml, summary.json.
+
+    Returns the summary (rank 0), or an empty dict in the other ranks of a multi-process run.
+    """
     out = Path(out_dir)
     prepared = Path(prepared_dir)
     name = settings["name"]
-    if threads:
-        torch.set_num_threads(threads)
     accelerator = resolve_accelerator(settings.get("accelerator", "auto"))
+    devices = int(settings.get("devices", 1))
+    if threads:
+        # CPU processes of one job share its threads.
+        per_process = threads // devices if accelerator == "cpu" else threads
+        torch.set_num_threads(max(1, per_process))
+    rank0 = launched_as_rank0()
+    if not rank0:
+        log.setLevel(logging.WARNING)  # one job log: the other ranks report problems only
     precision = settings["precision"]["gpu" if accelerator == "gpu" else "cpu"]
     L.seed_everything(settings["seed"], workers=True, verbose=False)
 
     stats = read_json(prepared / "stats.json")
     work = out / "lightning"
-    shutil.rmtree(work, ignore_errors=True)
+    if rank0:  # the other ranks start while rank 0 is already training into it
+        shutil.rmtree(work, ignore_errors=True)
 
     net = build_model(settings["arch"], **settings["model_kwargs"])
     module = Classifier.from_settings(
@@ -175,7 +204,12 @@ def train_model(
         )
     trainer = L.Trainer(
         accelerator=accelerator,
-        devices=1,
+        devices=devices,
+        num_nodes=int(settings.get("num_nodes", 1)),
+        strategy=settings.get("strategy", "auto"),
+        # The samplers shard by themselves (datamodule.py): Lightning's DistributedSampler
+        # cannot wrap samplers that yield whole batches.
+        use_distributed_sampler=False,
         precision=precision,
         max_epochs=settings["max_epochs"],
         limit_train_batches=settings["limit_train_batches"],
@@ -202,6 +236,11 @@ def train_model(
     t0 = time.perf_counter()
     trainer.fit(module, datamodule=dm)
     train_seconds = time.perf_counter() - t0
+    # The final (SWA) weights, saved by rank 0; every rank takes part (the call synchronises).
+    final_path = work / "final.ckpt"
+    trainer.save_checkpoint(final_path)
+    if not trainer.is_global_zero:
+        return {}
 
     # Choose what to publish, on the validation split only, scoring both candidates the same
     # way (fp32, our metric code): the best epoch's checkpoint and the final (SWA) weights.
@@ -216,10 +255,7 @@ def train_model(
     )
     use_final = final_score >= best_score
     with atomic_path(out / "model.ckpt") as tmp:
-        if use_final:
-            trainer.save_checkpoint(tmp)
-        else:
-            shutil.copyfile(best_path, tmp)
+        shutil.copyfile(final_path if use_final else best_path, tmp)
     selected = ("swa" if swa_used else "last") if use_final else "best_epoch"
 
     history = epoch_table(work / "metrics.csv")

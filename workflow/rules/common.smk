@@ -17,6 +17,7 @@ from mnistbench.config import (
     model_names,
     resolve_model,
     retype_cli_values,
+    train_gpus,
     validate_config,
 )
 
@@ -35,7 +36,7 @@ PACKAGE = os.path.relpath(os.path.join(SRC, "mnistbench"))
 
 wildcard_constraints:
     dataset=r"[A-Za-z0-9_-]+",
-    model=r"[A-Za-z0-9_-]+",
+    model=r"[A-Za-z0-9_.-]+",
 
 
 def package_file(name):
@@ -46,6 +47,12 @@ def package_file(name):
 def model_settings(wildcards):
     """The model's resolved training settings: a change reruns this model's jobs only."""
     return json.dumps(resolve_model(config, wildcards.model), sort_keys=True)
+
+
+def gpus_of(wildcards):
+    """The train job's `gpu` resource: `--resources gpu=1` then runs one GPU job at a time, and
+    the SLURM profile asks the scheduler for GPUs. Decided here, without importing torch."""
+    return train_gpus(resolve_model(config, wildcards.model))
 
 
 def model_code(wildcards):

@@ -24,6 +24,8 @@ rule train_model:
     benchmark:
         "results/{dataset}/benchmarks/train_model/{model}.tsv"
     threads: 2
+    resources:
+        gpu=gpus_of,
     shell:
         "python workflow/scripts/train.py --settings {params.settings:q}"
         " --prepared {params.prepared} --out {params.out} --threads {threads} > {log} 2>&1"
