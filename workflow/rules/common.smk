@@ -76,5 +76,5 @@ def fetch_settings(wildcards):
     mirrors = " ".join(shlex.quote(m) for m in data["mirrors"])
     return (
         f"--mirrors {mirrors} --retries {data['download_retries']}"
-        f" --timeout {data['download_timeout_s']}"
+        f" --timeout {data['download_timeout_s']} --backoff {data['download_backoff_s']}"
     )
