@@ -31,7 +31,7 @@ from lightning.pytorch.callbacks import (
 from lightning.pytorch.loggers import CSVLogger
 
 from mnistbench.datamodule import MNISTDataModule
-from mnistbench.errors import ConfigError
+from mnistbench.errors import ConfigError, TrainingError
 from mnistbench.evaluation import confusion_matrix, metrics_from_confusion, predict_proba
 from mnistbench.io import atomic_path, read_json, write_json, write_text
 from mnistbench.models import build_model, count_parameters
@@ -39,6 +39,8 @@ from mnistbench.module import Classifier
 
 log = logging.getLogger(__name__)
 MONITOR = "val/f1"
+# What train_model publishes in the model's directory (the Snakemake rule's outputs).
+PUBLISHED = ("model.ckpt", "metrics.csv", "config.yaml", "summary.json")
 
 
 class EpochLog(Callback):
@@ -121,7 +123,6 @@ def train_model(
     """Train one configured model; writes model.ckpt, metrics.csv, config.yaml, summary.json."""
     out = Path(out_dir)
     prepared = Path(prepared_dir)
-    name = settings["name"]
     if threads:
         torch.set_num_threads(threads)
     accelerator = resolve_accelerator(settings.get("accelerator", "auto"))
@@ -131,6 +132,34 @@ def train_model(
     stats = read_json(prepared / "stats.json")
     work = out / "lightning"
     shutil.rmtree(work, ignore_errors=True)
+    # A failed rerun must not leave the previous run's results looking like this run's.
+    for published in PUBLISHED:
+        (out / published).unlink(missing_ok=True)
+    try:
+        return _train(settings, prepared, out, work, stats, accelerator, precision)
+    except BaseException:
+        # Lightning's own epoch checkpoints are working files: never leave one that a reader
+        # could take for a result of a failed run.
+        shutil.rmtree(work / "checkpoints", ignore_errors=True)
+        raise
+
+
+def _finite(module: torch.nn.Module) -> bool:
+    return all(
+        bool(torch.isfinite(t).all()) for t in module.state_dict().values() if t.is_floating_point()
+    )
+
+
+def _train(
+    settings: dict[str, Any],
+    prepared: Path,
+    out: Path,
+    work: Path,
+    stats: dict[str, Any],
+    accelerator: str,
+    precision: str,
+) -> dict[str, Any]:
+    name = settings["name"]
 
     net = build_model(settings["arch"], **settings["model_kwargs"])
     module = Classifier.from_settings(
@@ -168,7 +197,7 @@ def train_model(
             StochasticWeightAveraging(
                 # Reach the constant SWA rate within one epoch: the default (10 epochs) is longer
                 # than the whole averaging phase of a 10-epoch run.
-                swa_lrs=swa["lr"],
+                swa_lrs=float(swa["lr"]),
                 swa_epoch_start=swa["epoch_start"],
                 annealing_epochs=1,
             )
@@ -215,6 +244,14 @@ def train_model(
         swa, settings["max_epochs"]
     )
     use_final = final_score >= best_score
+    if use_final and not _finite(module):
+        if not best_path:
+            raise TrainingError(
+                f"{name}: the final weights hold NaN or infinite values and no earlier epoch "
+                "was checkpointed; lower the learning rate (optimizer.lr / scheduler.max_lr) or "
+                "use precision 32-true. No checkpoint was published."
+            )
+        use_final = False
     with atomic_path(out / "model.ckpt") as tmp:
         if use_final:
             trainer.save_checkpoint(tmp)
