@@ -29,9 +29,7 @@ def main(argv=None) -> None:
     elif a.local_dir:
         copy_local(a.local_dir, a.out)
     else:
-        download_mnist(
-            a.out, a.mirrors, retries=a.retries, timeout=a.timeout, backoff=a.backoff
-        )
+        download_mnist(a.out, a.mirrors, retries=a.retries, timeout=a.timeout, backoff=a.backoff)
 
 
 if __name__ == "__main__":
