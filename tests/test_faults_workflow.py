@@ -1,5 +1,9 @@
-"""Faults in real Snakemake runs, in a temporary copy of the project on tiny generated data:
-one model failing under --keep-going, and a run killed mid-job then --rerun-incomplete."""
+"""Faults in real Snakemake runs, in a temporary copy of the project on tiny generated data.
+
+One story, in order (the tests share the project): a model fails under --keep-going, the
+others finish and the table lists it as failed; its config is fixed and the rerun is killed
+mid-job; Snakemake refuses the incomplete files until --rerun-incomplete, which completes the
+table; a further run has nothing to do."""
 
 from __future__ import annotations
 
@@ -75,98 +79,110 @@ def written_files(proj: Path) -> set[Path]:
     }
 
 
-def test_keep_going_lists_the_failed_model_and_a_later_run_repairs_it(tmp_path: Path) -> None:
-    proj = tiny_project(tmp_path, failing="lenet5")
-    before = {p.relative_to(proj) for p in proj.rglob("*") if ".snakemake" not in p.parts}
-    proc = snakemake(proj, "--keep-going", check=False)
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_project(tmp_path_factory.mktemp("faults"), failing="lenet5")
+
+
+@pytest.fixture(scope="module")
+def keep_going(project: Path) -> tuple[subprocess.CompletedProcess[str], set[Path]]:
+    before = {p.relative_to(project) for p in project.rglob("*")}
+    proc = snakemake(project, "--keep-going", check=False)
+    new = {p.relative_to(project) for p in project.rglob("*")} - before
+    return proc, {p for p in new if p.parts[0] != ".snakemake"}
+
+
+def test_keep_going_lists_the_failed_model_as_failed(project: Path, keep_going) -> None:
+    proc, _ = keep_going
     assert proc.returncode != 0
     assert "Failed models: lenet5" in proc.stdout + proc.stderr
 
     # The other model finished; the failed one published nothing and its log says why.
-    assert (proj / RESULTS / "models/simple_cnn/test/metrics.json").exists()
-    assert not list((proj / RESULTS / "models/lenet5").rglob("*.ckpt"))
-    assert not (proj / RESULTS / "models/lenet5/summary.json").exists()
-    train_log = (proj / "logs/synthetic/train_model/lenet5.log").read_text()
+    assert (project / RESULTS / "models/simple_cnn/test/metrics.json").exists()
+    assert not list((project / RESULTS / "models/lenet5").rglob("*.ckpt"))
+    assert not (project / RESULTS / "models/lenet5/summary.json").exists()
+    train_log = (project / "logs/synthetic/train_model/lenet5.log").read_text()
     assert "mnistbench error:" in train_log and "lower the learning rate" in train_log
 
     # The table lists the failed model as failed, and says it is incomplete.
-    rows = table(proj)
+    rows = table(project)
     assert set(rows) == set(MODELS)
     assert rows["lenet5"]["status"] == "failed (see logs/synthetic/train_model/lenet5.log)"
     assert rows["lenet5"]["test_f1"] == ""
     assert rows["simple_cnn"]["status"] == "ok" and float(rows["simple_cnn"]["test_f1"]) > 0
-    md = (proj / RESULTS / "comparison.md").read_text()
+    md = (project / RESULTS / "comparison.md").read_text()
     assert md.startswith("**Incomplete: 1 of 2 models") and "lenet5" in md
-    assert (proj / RESULTS / "figures/learning_curves.png").exists()
+    assert (project / RESULTS / "figures/learning_curves.png").exists()
+    # Dated 1970 so that the next run rebuilds it.
+    assert (project / RESULTS / "comparison.csv").stat().st_mtime == 0
 
-    # Concurrency: the two train jobs ran at once and wrote disjoint files, all in their own
-    # directories; no temporary file is left; nothing landed outside data/ results/ logs/.
-    new = {p.relative_to(proj) for p in proj.rglob("*") if ".snakemake" not in p.parts} - before
+
+def test_concurrent_train_jobs_write_disjoint_files(project: Path, keep_going) -> None:
+    """Both train jobs ran at once (one thread each, 2 cores): every file they wrote lies in
+    their own model directory, log or benchmark; no temporary file is left; nothing landed
+    outside data/, results/ and logs/ (no lightning_logs/ in the working directory)."""
+    _, new = keep_going
     assert all(p.parts[0] in ("data", "results", "logs") for p in new), sorted(new)
-    per_model = {m: {p for p in written_files(proj) if m in p.parts or p.stem == m} for m in MODELS}
+    per_model = {
+        m: {p for p in written_files(project) if m in p.parts or p.stem == m} for m in MODELS
+    }
     assert per_model["lenet5"] and per_model["simple_cnn"]
     assert not per_model["lenet5"] & per_model["simple_cnn"]
-    assert not [p for p in written_files(proj) if p.name.endswith(".tmp")]
+    assert not [p for p in written_files(project) if p.name.endswith(".tmp")]
 
-    # Fixed config: only the failed model (and the report) rerun; the table is complete again.
-    cfg = yaml.safe_load((proj / "config/config.yaml").read_text())
+
+def test_fixed_model_killed_mid_run_then_rerun_incomplete(project: Path, keep_going) -> None:
+    # Fix the failed model's config: only it (and the report) is planned again.
+    cfg = yaml.safe_load((project / "config/config.yaml").read_text())
     cfg["models"]["lenet5"]["train"] = {"precision": {"cpu": "32-true"}}
-    (proj / "config/config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-    plan = snakemake(proj, "-n").stdout
+    (project / "config/config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    plan = snakemake(project, "-n").stdout
     assert "model=lenet5" in plan and "model=simple_cnn" not in plan and "build_report" in plan
-    snakemake(proj)
-    rows = table(proj)
-    assert {r["status"] for r in rows.values()} == {"ok"} and set(rows) == set(MODELS)
-    assert not (proj / RESULTS / "comparison.md").read_text().startswith("**Incomplete")
-    assert "Nothing to be done" in snakemake(proj, "-n").stdout
 
-
-def test_killed_run_leaves_no_complete_looking_file_and_rerun_incomplete_recovers(
-    tmp_path: Path,
-) -> None:
-    proj = tiny_project(tmp_path)
-    training = proj / "src/mnistbench/training.py"
+    # Hold the train job just after it has published model.ckpt, before summary.json (a copy
+    # of the code, dated 1970 so that the edit itself reruns nothing), then kill everything.
+    training = project / "src/mnistbench/training.py"
     original = training.read_text()
-    # Hold every train job just after it has published model.ckpt, before summary.json.
     assert "    selected = (" in original
-    training.write_text(
-        original.replace(
-            "    selected = (", '    __import__("time").sleep(600)\n    selected = (', 1
-        )
+    held = original.replace(
+        "    selected = (", '    __import__("time").sleep(600)\n    selected = (', 1
     )
-
+    training.write_text(held)
+    os.utime(training, (0, 0))
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
     job = subprocess.Popen(
         snakemake_cmd(),
-        cwd=proj,
+        cwd=project,
         env=env,
         start_new_session=True,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    ckpts = [proj / RESULTS / f"models/{m}/model.ckpt" for m in MODELS]
+    model_dir = project / RESULTS / "models/lenet5"
     try:
         deadline = time.monotonic() + 400
-        while not all(p.exists() for p in ckpts) and time.monotonic() < deadline:
-            assert job.poll() is None, "snakemake ended before the train jobs were held"
+        while not (model_dir / "model.ckpt").exists() and time.monotonic() < deadline:
+            assert job.poll() is None, "snakemake ended before the train job was held"
             time.sleep(0.5)
-        assert all(p.exists() for p in ckpts), "the train jobs never published model.ckpt"
+        assert (model_dir / "model.ckpt").exists(), "the train job never published model.ckpt"
     finally:
         os.killpg(job.pid, signal.SIGKILL)  # snakemake and its jobs, as a lost node would
         job.wait()
 
     # What is left under a final name is complete (the checkpoint loads); the rest is missing.
-    for m in MODELS:
-        d = proj / RESULTS / "models" / m
-        assert torch.load(d / "model.ckpt", map_location="cpu", weights_only=False)["state_dict"]
-        assert not (d / "summary.json").exists()
-    assert not (proj / RESULTS / "comparison.csv").exists()
+    assert torch.load(model_dir / "model.ckpt", map_location="cpu", weights_only=False)[
+        "state_dict"
+    ]
+    assert not (model_dir / "summary.json").exists()
+    assert not [p for p in model_dir.iterdir() if p.suffix == ".tmp" and not p.name.startswith(".")]
 
     training.write_text(original)
-    snakemake(proj, "--unlock")
-    refused = snakemake(proj, check=False)
-    assert refused.returncode != 0 and "incomplete" in (refused.stdout + refused.stderr).lower()
-    snakemake(proj, "--rerun-incomplete")
-    rows = table(proj)
+    os.utime(training, (0, 0))
+    snakemake(project, "--unlock")  # a killed Snakemake leaves its lock behind
+    refused = snakemake(project, check=False)
+    assert refused.returncode != 0 and "--rerun-incomplete" in refused.stdout + refused.stderr
+    snakemake(project, "--rerun-incomplete")
+    rows = table(project)
     assert set(rows) == set(MODELS) and {r["status"] for r in rows.values()} == {"ok"}
-    assert "Nothing to be done" in snakemake(proj, "-n").stdout
+    assert not (project / RESULTS / "comparison.md").read_text().startswith("**Incomplete")
+    assert "Nothing to be done" in snakemake(project, "-n").stdout
