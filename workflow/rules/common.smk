@@ -20,12 +20,16 @@ from mnistbench.config import (
     retype_cli_values,
     validate_config,
 )
+from mnistbench.errors import ConfigError
 
 # Nested values given with --config (e.g. data='{val_size: 500}') arrive as strings: retype them
 # (those of --config only; files given with --configfile are typed YAML already), then validate
 # the whole config (JSON schema in workflow/schemas/, defaults, cross-key checks).
 _cli = getattr(getattr(workflow, "config_settings", None), "config", None) or {}
-_validated = validate_config(deep_merge(config, retype_cli_values(_cli)))
+try:
+    _validated = validate_config(deep_merge(config, retype_cli_values(_cli)))
+except ConfigError as exc:  # the message names the key: no traceback needed
+    sys.exit(f"mnistbench error: {exc}")
 config.clear()
 config.update(_validated)
 
