@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import logging
-import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -69,6 +68,8 @@ def comparison_table(
         missing = pd.DataFrame([{"model": m, "status": why} for m, why in failed.items()])
         table = pd.concat([table, missing], ignore_index=True) if len(table) else missing
         table = table.reindex(columns=[c for c in COLUMNS])
+        for col in ("epochs", "test_errors", "params"):  # counts stay integers beside blanks
+            table[col] = table[col].astype("Int64")
     return table.reset_index(drop=True)
 
 
@@ -76,9 +77,7 @@ def _markdown(table: pd.DataFrame) -> str:
     shown = table.copy().astype(object)
 
     def fmt(spec: str):  # type: ignore[no-untyped-def]
-        return lambda v: (
-            "" if v is None or (isinstance(v, float) and math.isnan(v)) else spec.format(v)
-        )
+        return lambda v: "" if pd.isna(v) else spec.format(v)
 
     formats = {
         "val_f1": "{:.4f}",
