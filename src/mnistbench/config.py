@@ -9,11 +9,12 @@ changes), and DVC stages read the same keys.
 from __future__ import annotations
 
 import copy
+import difflib
 import itertools
 import os
 import re
 import shutil
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,29 @@ from mnistbench.errors import ConfigError
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 MODELS_DIR = Path(__file__).resolve().parent / "models"
+# Training images of the official MNIST training file (data.source = mnist).
+MNIST_TRAIN_SIZE = 60000
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest valid name, or "" when none is close."""
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _schema_error_line(err: Any, prefix: str = "") -> str:
+    """One line per schema error: the key's dotted path, the problem, a suggestion for typos."""
+    path = [str(p) for p in err.absolute_path]
+    where = prefix + ".".join(path) if path else (prefix.rstrip(".") or "(top level)")
+    if err.validator == "additionalProperties" and isinstance(err.instance, dict):
+        allowed = list((err.schema.get("properties") or {}).keys())
+        unknown = [k for k in err.instance if k not in allowed]
+        if unknown:
+            parts = [f"unknown key {k!r}{did_you_mean(k, allowed)}" for k in unknown]
+            key_path = ".".join([*path, unknown[0]]) if path else unknown[0]
+            where = prefix + key_path
+            return f"  {where}: " + "; ".join(parts) + f"; valid keys here: {', '.join(allowed)}"
+    return f"  {where}: {err.message}"
 
 
 def available_architectures() -> list[str]:
@@ -108,10 +132,7 @@ def validate_config(
     filling = jsonschema.validators.extend(validator_cls, {"properties": set_defaults})
     errors = sorted(filling(schema).iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
-        lines = []
-        for err in errors[:10]:
-            where = ".".join(str(p) for p in err.absolute_path) or "(top level)"
-            lines.append(f"  {where}: {err.message}")
+        lines = [_schema_error_line(err) for err in errors[:10]]
         raise ConfigError(
             "invalid configuration (see workflow/schemas/config.schema.yaml for every key):\n"
             + "\n".join(lines)
@@ -221,21 +242,57 @@ def check_semantics(config: dict[str, Any], schema: dict[str, Any]) -> None:
         resolved = resolve_model(config, name)
         settings = {k: v for k, v in resolved.items() if k not in ("name", "arch", "model_kwargs")}
         validator = jsonschema.validators.validator_for(train_schema)(train_schema)
-        for err in validator.iter_errors(settings):
-            where = ".".join(str(p) for p in err.absolute_path)
-            raise ConfigError(f"models.{name}.train.{where}: {err.message}")
+        errors = sorted(validator.iter_errors(settings), key=lambda e: list(e.absolute_path))
+        if errors:
+            raise ConfigError(
+                f"invalid settings of model {name!r} (train defaults merged with its overrides):\n"
+                + "\n".join(_schema_error_line(e, f"models.{name}.train.") for e in errors[:10])
+            )
         if resolved["arch"] not in available_architectures():
+            hint = did_you_mean(resolved["arch"], available_architectures())
             raise ConfigError(
-                f"models.{name}: unknown architecture {resolved['arch']!r}; "
-                f"available: {', '.join(available_architectures())} (src/mnistbench/models/)"
+                f"models.{name}: unknown architecture {resolved['arch']!r}{hint}; "
+                f"available: {', '.join(available_architectures())} (src/mnistbench/models/); "
+                f"set models.{name}.arch or rename the model"
             )
-        swa = resolved["swa"]
-        start = swa["epoch_start"]
-        if swa["enabled"] and isinstance(start, int) and start >= resolved["max_epochs"]:
-            raise ConfigError(
-                f"models.{name}: swa.epoch_start={swa['epoch_start']} is not before the last "
-                f"epoch (max_epochs={resolved['max_epochs']}); lower it or disable SWA"
-            )
+        _check_swa(name, resolved)
+    _check_val_size(config)
+
+
+def _check_swa(name: str, resolved: Mapping[str, Any]) -> None:
+    """SWA must start before the last epoch; Lightning takes a float only as a fraction <= 1."""
+    swa, max_epochs = resolved["swa"], resolved["max_epochs"]
+    if not swa["enabled"]:
+        return
+    start = swa["epoch_start"]
+    if isinstance(start, float) and start >= 1 and not start.is_integer():
+        raise ConfigError(
+            f"models.{name}.train.swa.epoch_start = {start}: give an integer epoch index or a "
+            "fraction of max_epochs below 1"
+        )
+    first = int(max_epochs * start) if start < 1 else int(start)
+    if first >= max_epochs:
+        raise ConfigError(
+            f"models.{name}: swa.epoch_start={start} is not before the last "
+            f"epoch (max_epochs={max_epochs}); lower it or disable SWA"
+        )
+
+
+def _check_val_size(config: Mapping[str, Any]) -> None:
+    """The validation split must leave training images (checked here, before any job runs)."""
+    data = config.get("data") or {}
+    val_size = data.get("val_size")
+    if not isinstance(val_size, int):
+        return
+    if data.get("source") == "synthetic":
+        n_train, key = (data.get("synthetic") or {}).get("n_train"), "data.synthetic.n_train"
+    else:
+        n_train, key = MNIST_TRAIN_SIZE, "the official MNIST training file"
+    if isinstance(n_train, int) and val_size >= n_train:
+        raise ConfigError(
+            f"data.val_size = {val_size} is not smaller than the training set ({key}: "
+            f"{n_train} images); lower data.val_size"
+        )
 
 
 def model_names(config: Mapping[str, Any]) -> list[str]:
@@ -247,7 +304,8 @@ def resolve_model(config: Mapping[str, Any], name: str) -> dict[str, Any]:
     models = config.get("models") or {}
     if name not in models:
         raise ConfigError(
-            f"model {name!r} is not under `models:` in the config; configured: "
+            f"model {name!r} is not under `models:` in the config{did_you_mean(name, models)}; "
+            "configured: "
             f"{', '.join(models) or '(none)'}"
         )
     entry = models[name] or {}

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Sequence
+import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
 
+from mnistbench.errors import DataError
 from mnistbench.io import atomic_path, read_json, write_text
 
 log = logging.getLogger(__name__)
@@ -32,32 +34,73 @@ COLUMNS = [
     "train_seconds",
     "peak_mem_mb",
     "precision",
+    "status",
 ]
+OK = "ok"
 
 
-def comparison_table(model_dirs: Sequence[str | Path]) -> pd.DataFrame:
-    """One row per model, best test F1 first."""
-    rows = []
-    for d in map(Path, model_dirs):
+def _model_row(d: Path) -> dict:
+    try:
         summary = read_json(d / "summary.json")
         test = read_json(d / "test" / "metrics.json")
-        row = {**summary, **{k: v for k, v in test.items() if k.startswith("test_")}}
-        row["params"] = test["params"]
-        rows.append(row)
-    table = pd.DataFrame(rows)
+    except FileNotFoundError as exc:
+        raise DataError(
+            f"{exc.filename}: missing; train and evaluate model {d.name!r} first (snakemake "
+            "does it), or leave it out of the report"
+        ) from None
+    row = {**summary, **{k: v for k, v in test.items() if k.startswith("test_")}}
+    row["params"] = test["params"]
+    row["status"] = OK
+    return row
+
+
+def comparison_table(
+    model_dirs: Sequence[str | Path], failed: Mapping[str, str] | None = None
+) -> pd.DataFrame:
+    """One row per model, best test F1 first; models in ``failed`` (name -> why, e.g. the log
+    of the failed job) come last, with only their name and status, so none goes missing."""
+    failed = dict(failed or {})
+    rows = [_model_row(d) for d in map(Path, model_dirs) if d.name not in failed]
+    table = pd.DataFrame(rows, columns=COLUMNS if not rows else None)
     table = table[[c for c in COLUMNS if c in table.columns]]
-    return table.sort_values(["test_f1", "model"], ascending=[False, True]).reset_index(drop=True)
+    table = table.sort_values(["test_f1", "model"], ascending=[False, True])
+    if failed:
+        missing = pd.DataFrame([{"model": m, "status": why} for m, why in failed.items()])
+        table = pd.concat([table, missing], ignore_index=True) if len(table) else missing
+        table = table.reindex(columns=[c for c in COLUMNS])
+        for col in ("epochs", "test_errors", "params"):  # counts stay integers beside blanks
+            table[col] = table[col].astype("Int64")
+    return table.reset_index(drop=True)
 
 
 def _markdown(table: pd.DataFrame) -> str:
-    shown = table.copy()
-    for col in ("val_f1", "test_f1", "test_accuracy"):
+    shown = table.copy().astype(object)
+
+    def fmt(spec: str):  # type: ignore[no-untyped-def]
+        return lambda v: "" if pd.isna(v) else spec.format(v)
+
+    formats = {
+        "val_f1": "{:.4f}",
+        "test_f1": "{:.4f}",
+        "test_accuracy": "{:.4f}",
+        "test_errors": "{:.0f}",
+        "epochs": "{:.0f}",
+        "params": "{:,.0f}",
+        "train_seconds": "{:.0f}",
+        "peak_mem_mb": "{:.0f}",
+        "precision": "{}",
+    }
+    for col, spec in formats.items():
         if col in shown:
-            shown[col] = shown[col].map(lambda v: f"{v:.4f}")
-    shown["params"] = shown["params"].map(lambda v: f"{v:,}")
-    shown["train_seconds"] = shown["train_seconds"].map(lambda v: f"{v:.0f}")
-    shown["peak_mem_mb"] = shown["peak_mem_mb"].map(lambda v: f"{v:.0f}")
-    return shown.to_markdown(index=False) + "\n"
+            shown[col] = shown[col].map(fmt(spec))
+    text = shown.to_markdown(index=False) + "\n"
+    bad = table[table["status"] != OK]["model"].tolist() if "status" in table else []
+    if bad:
+        text = (
+            f"**Incomplete: {len(bad)} of {len(table)} models have no result "
+            f"({', '.join(bad)}); see the status column and the logs it names.**\n\n" + text
+        )
+    return text
 
 
 def _save_png(fig, path: str | Path) -> None:  # type: ignore[no-untyped-def]
@@ -151,13 +194,29 @@ def build_report(
     md_path: str | Path,
     curves_path: str | Path,
     f1_params_path: str | Path,
+    failed: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
-    table = comparison_table(model_dirs)
+    """Write the table and figures. With ``failed`` (after a failed run), the failed models are
+    listed as such and the figures show the others; nothing looks like a complete comparison."""
+    failed = dict(failed or {})
+    table = comparison_table(model_dirs, failed)
     rounded = table.round({"val_f1": 5, "test_f1": 5, "test_accuracy": 5, "train_seconds": 1})
     with atomic_path(csv_path) as tmp:
         rounded.to_csv(tmp, index=False)
     write_text(md_path, _markdown(table))
-    plot_learning_curves(model_dirs, curves_path)
-    plot_f1_vs_params(table, f1_params_path)
-    log.info("comparison of %d models written to %s", len(table), csv_path)
+    done = [d for d in model_dirs if Path(d).name not in failed]
+    if done:
+        plot_learning_curves(done, curves_path)
+        plot_f1_vs_params(table[table["status"] == OK], f1_params_path)
+    else:  # no stale figure of an earlier run may sit next to this table
+        for path in (curves_path, f1_params_path):
+            Path(path).unlink(missing_ok=True)
+    if failed:
+        # Dated 1970: older than any input, so the next run rebuilds the report even if the
+        # failed models' outputs appear without Snakemake knowing (e.g. made by hand).
+        for path in (csv_path, md_path):
+            os.utime(path, (0, 0))
+        log.warning("partial comparison written to %s; failed: %s", csv_path, ", ".join(failed))
+    else:
+        log.info("comparison of %d models written to %s", len(table), csv_path)
     return table

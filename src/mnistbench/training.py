@@ -41,7 +41,7 @@ from lightning.pytorch.callbacks import (
 from lightning.pytorch.loggers import CSVLogger
 
 from mnistbench.datamodule import MNISTDataModule
-from mnistbench.errors import ConfigError
+from mnistbench.errors import ConfigError, TrainingError
 from mnistbench.evaluation import confusion_matrix, metrics_from_confusion, predict_proba
 from mnistbench.io import atomic_path, read_json, write_json, write_text
 from mnistbench.models import build_model, count_parameters
@@ -49,6 +49,8 @@ from mnistbench.module import Classifier
 
 log = logging.getLogger(__name__)
 MONITOR = "val/f1"
+# What train_model publishes in the model's directory (the Snakemake rule's outputs).
+PUBLISHED = ("model.ckpt", "metrics.csv", "config.yaml", "summary.json")
 
 
 def launched_as_rank0() -> bool:
@@ -143,7 +145,6 @@ def train_model(
     """
     out = Path(out_dir)
     prepared = Path(prepared_dir)
-    name = settings["name"]
     accelerator = resolve_accelerator(settings.get("accelerator", "auto"))
     devices = int(settings.get("devices", 1))
     if threads:
@@ -160,6 +161,36 @@ def train_model(
     work = out / "lightning"
     if rank0:  # the other ranks start while rank 0 is already training into it
         shutil.rmtree(work, ignore_errors=True)
+        # A failed rerun must not leave the previous run's results looking like this run's.
+        for published in PUBLISHED:
+            (out / published).unlink(missing_ok=True)
+    try:
+        return _train(settings, prepared, out, work, stats, accelerator, precision)
+    except BaseException:
+        # Lightning's own epoch checkpoints are working files: never leave one that a reader
+        # could take for a result of a failed run.
+        if rank0:
+            shutil.rmtree(work / "checkpoints", ignore_errors=True)
+        raise
+
+
+def _finite(module: torch.nn.Module) -> bool:
+    return all(
+        bool(torch.isfinite(t).all()) for t in module.state_dict().values() if t.is_floating_point()
+    )
+
+
+def _train(
+    settings: dict[str, Any],
+    prepared: Path,
+    out: Path,
+    work: Path,
+    stats: dict[str, Any],
+    accelerator: str,
+    precision: str,
+) -> dict[str, Any]:
+    name = settings["name"]
+    devices = int(settings.get("devices", 1))
 
     net = build_model(settings["arch"], **settings["model_kwargs"])
     module = Classifier.from_settings(
@@ -197,7 +228,7 @@ def train_model(
             StochasticWeightAveraging(
                 # Reach the constant SWA rate within one epoch: the default (10 epochs) is longer
                 # than the whole averaging phase of a 10-epoch run.
-                swa_lrs=swa["lr"],
+                swa_lrs=float(swa["lr"]),
                 swa_epoch_start=swa["epoch_start"],
                 annealing_epochs=1,
             )
@@ -254,6 +285,14 @@ def train_model(
         swa, settings["max_epochs"]
     )
     use_final = final_score >= best_score
+    if use_final and not _finite(module):
+        if not best_path:
+            raise TrainingError(
+                f"{name}: the final weights hold NaN or infinite values and no earlier epoch "
+                "was checkpointed; lower the learning rate (optimizer.lr / scheduler.max_lr) or "
+                "use precision 32-true. No checkpoint was published."
+            )
+        use_final = False
     with atomic_path(out / "model.ckpt") as tmp:
         shutil.copyfile(final_path if use_final else best_path, tmp)
     selected = ("swa" if swa_used else "last") if use_final else "best_epoch"

@@ -1,6 +1,7 @@
 # Config validation, then the helpers and input functions the rules use. Rules stay declarative.
 import json
 import os
+import re
 import shlex
 import sys
 
@@ -20,12 +21,16 @@ from mnistbench.config import (
     train_gpus,
     validate_config,
 )
+from mnistbench.errors import ConfigError
 
 # Nested values given with --config (e.g. data='{val_size: 500}') arrive as strings: retype them
 # (those of --config only; files given with --configfile are typed YAML already), then validate
 # the whole config (JSON schema in workflow/schemas/, defaults, cross-key checks).
 _cli = getattr(getattr(workflow, "config_settings", None), "config", None) or {}
-_validated = validate_config(deep_merge(config, retype_cli_values(_cli)))
+try:
+    _validated = validate_config(deep_merge(config, retype_cli_values(_cli)))
+except ConfigError as exc:  # the message names the key: no traceback needed
+    sys.exit(f"mnistbench error: {exc}")
 config.clear()
 config.update(_validated)
 
@@ -83,5 +88,54 @@ def fetch_settings(wildcards):
     mirrors = " ".join(shlex.quote(m) for m in data["mirrors"])
     return (
         f"--mirrors {mirrors} --retries {data['download_retries']}"
-        f" --timeout {data['download_timeout_s']}"
+        f" --timeout {data['download_timeout_s']} --backoff {data['download_backoff_s']}"
     )
+
+
+def failed_models(logfiles):
+    """Models whose train or evaluate job failed, from Snakemake's log: name -> status."""
+    text = ""
+    for path in logfiles if isinstance(logfiles, (list, tuple)) else [logfiles]:
+        if path and os.path.exists(path):
+            with open(path, encoding="utf-8", errors="replace") as fh:
+                text += fh.read()
+    job_log = re.compile(
+        rf"log: (logs/{re.escape(DATASET)}/(?:train|evaluate)_model/([A-Za-z0-9_-]+)\.log)"
+    )
+    failed = {}
+    blocks = text.split("Error in rule ")
+    for block in blocks[1:]:
+        found = job_log.search(block.split("\n\n")[0])
+        if found and found.group(2) in MODELS:
+            failed[found.group(2)] = f"failed (see {found.group(1)})"
+    return failed
+
+
+def partial_report(logfiles):
+    """The comparison after a failed run: failed models listed as failed, not left out."""
+    failed = failed_models(logfiles)
+    if not failed:
+        return  # no model failed (e.g. the data step): the last complete table still holds
+    out = f"results/{DATASET}"
+    for model in MODELS:  # a model never reached (the run stopped first) has no result either
+        done = all(
+            os.path.exists(f"{out}/models/{model}/{f}") for f in ("summary.json", "test/metrics.json")
+        )
+        if not done and model not in failed:
+            failed[model] = "not run (an earlier step failed)"
+    dirs = " ".join(shlex.quote(f"{out}/models/{m}") for m in MODELS)
+    states = " ".join(shlex.quote(f"{m}={s}") for m, s in failed.items())
+    log_path = f"logs/{DATASET}/build_report.log"
+    try:
+        shell(
+            f"python workflow/scripts/report.py --model-dirs {dirs} --failed {states}"
+            f" --csv {out}/comparison.csv --md {out}/comparison.md"
+            f" --curves {out}/figures/learning_curves.png"
+            f" --f1-params {out}/figures/f1_vs_params.png > {log_path} 2>&1"
+        )
+        print(f"Failed models: {', '.join(failed)}; {out}/comparison.csv lists them as such.")
+    except Exception as exc:  # never leave a table that hides the failure
+        for name in ("comparison.csv", "comparison.md"):
+            if os.path.exists(f"{out}/{name}"):
+                os.remove(f"{out}/{name}")
+        print(f"Could not write the partial comparison ({exc}; see {log_path}); removed the old one.")

@@ -38,3 +38,10 @@ rule build_report:
     shell:
         "python workflow/scripts/report.py --model-dirs {params.model_dirs} --csv {output.csv}"
         " --md {output.md} --curves {output.curves} --f1-params {output.f1_params} > {log} 2>&1"
+
+
+# After a failed run (e.g. `--keep-going` with one model failing), the table must not look
+# complete, nor keep an earlier run's numbers: it is rebuilt listing every model, the failed
+# ones with status "failed (see <log>)". It is dated 1970, so the next run rebuilds it.
+onerror:
+    partial_report(log)

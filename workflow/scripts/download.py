@@ -19,6 +19,7 @@ def main(argv=None) -> None:
     p.add_argument("--mirrors", nargs="+", default=None)
     p.add_argument("--retries", type=int, default=3)
     p.add_argument("--timeout", type=float, default=60.0)
+    p.add_argument("--backoff", type=float, default=1.0, help="first retry wait, in seconds")
     p.add_argument("--n-train", type=int, default=3000)
     p.add_argument("--n-test", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
@@ -28,7 +29,7 @@ def main(argv=None) -> None:
     elif a.local_dir:
         copy_local(a.local_dir, a.out)
     else:
-        download_mnist(a.out, a.mirrors, retries=a.retries, timeout=a.timeout)
+        download_mnist(a.out, a.mirrors, retries=a.retries, timeout=a.timeout, backoff=a.backoff)
 
 
 if __name__ == "__main__":

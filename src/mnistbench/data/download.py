@@ -74,13 +74,22 @@ def _fetch(url: str, dest: Path, expected_md5: str, timeout: float) -> None:
         try:
             with urllib.request.urlopen(request, timeout=timeout) as resp, open(tmp, "wb") as fh:
                 content_type = resp.headers.get("Content-Type", "")
+                declared = resp.headers.get("Content-Length")
+                received = 0
                 while chunk := resp.read(_CHUNK):
                     if len(head) < 2:
                         head += chunk[:2]
                     md5.update(chunk)
                     fh.write(chunk)
+                    received += len(chunk)
                 fh.flush()
                 os.fsync(fh.fileno())
+                # urllib returns a short body without error when the server hangs up early.
+                if declared and declared.isdigit() and received != int(declared):
+                    raise _AttemptError(
+                        f"connection closed after {received} of {declared} bytes "
+                        "(incomplete transfer)"
+                    )
         except urllib.error.HTTPError as exc:
             # 4xx other than timeout / rate-limit will not change on retry.
             permanent = 400 <= exc.code < 500 and exc.code not in (408, 429)
@@ -182,6 +191,8 @@ def download_mnist(
         raise ConfigError(f"retries must be at least 1, got {retries}; fix the download settings")
     if timeout <= 0:
         raise ConfigError(f"timeout must be positive, got {timeout}; fix the download settings")
+    if backoff < 0:
+        raise ConfigError(f"backoff must be 0 or more, got {backoff}; fix data.download_backoff_s")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     used: list[str] = []

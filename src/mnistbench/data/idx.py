@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import math
 import os
 import struct
 import zlib
@@ -71,7 +72,7 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
             f"{len(data)}); {_FIX}"
         )
     shape = struct.unpack(f">{ndim}I", data[4:header_len])
-    expected = header_len + int(np.prod(shape, dtype=np.int64))
+    expected = header_len + math.prod(shape)  # Python ints: a huge header cannot overflow
     if len(data) != expected:
         kind = "truncated" if len(data) < expected else "too long"
         raise DataError(

@@ -1,0 +1,301 @@
+"""Bad data and bad mirrors: a clear DataError naming the file, retries with back-off, the next
+mirror, and never a partial file under a final name. A real HTTP server on 127.0.0.1 plays the
+mirrors; a property-based test feeds random bytes and headers to the IDX reader."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import http.server
+import struct
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mnistbench.data import download
+from mnistbench.data.download import MNIST_FILES, copy_local, download_mnist
+from mnistbench.data.idx import read_idx, read_mnist_pair, write_idx
+from mnistbench.data.synthetic import write_synthetic
+from mnistbench.errors import DataError, MnistbenchError
+
+NAMES = [name for name, _ in MNIST_FILES.values()]
+_real_sleep = time.sleep  # the server keeps sleeping while the tests record the client's waits
+
+
+def _files(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir()) if directory.exists() else []
+
+
+# ------------------------------------------------------------------- a local mirror server
+
+
+class _Mirror(http.server.BaseHTTPRequestHandler):
+    """Routes: /good/ serves the files; /truncated/ closes the connection half-way;
+    /cut/ serves a complete response holding half the file; /error/ answers 500;
+    /html/ a login page; /slow/ waits past the client's timeout; /flaky/ fails once."""
+
+    files: dict[str, bytes] = {}
+    hits: Counter[str] = Counter()
+    delay = 1.0
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        pass
+
+    def _send(self, code: int, body: bytes, ctype: str, length: int | None = None) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body) if length is None else length))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:  # noqa: N802
+        _, route, name = self.path.split("/", 2)
+        self.hits[route] += 1
+        body = self.files.get(name)
+        if body is None:
+            self._send(404, b"not found", "text/plain")
+        elif route == "good":
+            self._send(200, body, "application/gzip")
+        elif route == "truncated":  # announces the full length, sends half, hangs up
+            self._send(200, body[: len(body) // 2], "application/gzip", length=len(body))
+            self.close_connection = True
+        elif route == "cut":  # a consistent response, but of a truncated file
+            self._send(200, body[: len(body) // 2], "application/gzip")
+        elif route == "error":
+            self._send(500, b"internal error", "text/plain")
+        elif route == "html":
+            self._send(200, b"<!DOCTYPE html><html>Please log in</html>", "text/html")
+        elif route == "slow":
+            _real_sleep(self.delay)
+            self._send(200, body, "application/gzip")
+        elif route == "flaky":
+            self.hits[f"flaky:{name}"] += 1
+            if self.hits[f"flaky:{name}"] == 1:
+                self._send(503, b"busy", "text/plain")
+            else:
+                self._send(200, body, "application/gzip")
+        else:
+            self._send(404, b"no such route", "text/plain")
+
+
+@pytest.fixture()
+def mirror(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A mirror on 127.0.0.1 serving small generated files, whose md5s become the official."""
+    src = tmp_path / "served"
+    write_synthetic(src, 40, 20, seed=3)
+    files = {}
+    for key, (name, _) in list(MNIST_FILES.items()):
+        files[name] = (src / name).read_bytes()
+        monkeypatch.setitem(download.MNIST_FILES, key, (name, hashlib.md5(files[name]).hexdigest()))
+    monkeypatch.setattr(_Mirror, "files", files)
+    monkeypatch.setattr(_Mirror, "hits", Counter())
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Mirror)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+@pytest.fixture()
+def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Record the back-off waits instead of sleeping them."""
+    waited: list[float] = []
+    monkeypatch.setattr(download.time, "sleep", waited.append)
+    return waited
+
+
+@pytest.mark.parametrize("route", ["truncated", "cut", "error", "slow"])
+def test_transient_failures_are_retried_with_backoff_then_next_mirror(
+    mirror: str, tmp_path: Path, sleeps: list[float], route: str
+) -> None:
+    out = tmp_path / "raw"
+    manifest = download_mnist(
+        out, [f"{mirror}/{route}/", f"{mirror}/good/"], retries=3, timeout=0.4, backoff=0.5
+    )
+    assert manifest["origin"] == f"{mirror}/good/"
+    assert _Mirror.hits[route] == 3 * len(NAMES)  # every attempt used, per file
+    assert sleeps == [0.5, 1.0] * len(NAMES)  # doubling back-off between attempts
+    assert _files(out) == sorted([*NAMES, "manifest.json"])  # no temporary file left
+
+
+@pytest.mark.parametrize("route", ["html", "missing"])
+def test_permanent_failures_go_straight_to_the_next_mirror(
+    mirror: str, tmp_path: Path, sleeps: list[float], route: str
+) -> None:
+    download_mnist(tmp_path / "raw", [f"{mirror}/{route}/", f"{mirror}/good/"], retries=3)
+    assert _Mirror.hits[route] == len(NAMES) and sleeps == []
+
+
+def test_flaky_mirror_succeeds_on_retry(mirror: str, tmp_path: Path, sleeps: list[float]) -> None:
+    manifest = download_mnist(tmp_path / "raw", [f"{mirror}/flaky/"], retries=2, backoff=0.25)
+    assert manifest["origin"] == f"{mirror}/flaky/" and sleeps == [0.25] * len(NAMES)
+
+
+@pytest.mark.parametrize(
+    ("route", "needle"),
+    [
+        ("truncated", "incomplete transfer"),
+        ("cut", "md5"),
+        ("error", "HTTP 500"),
+        ("html", "not gzip"),
+        ("slow", "timed out"),
+    ],
+)
+def test_failed_download_names_the_file_and_leaves_nothing(
+    mirror: str, tmp_path: Path, sleeps: list[float], route: str, needle: str
+) -> None:
+    out = tmp_path / "raw"
+    with pytest.raises(DataError) as info:
+        download_mnist(out, [f"{mirror}/{route}/"], retries=2, timeout=0.4, backoff=0.1)
+    msg = str(info.value)
+    assert NAMES[0] in msg and needle in msg and "data.local_dir" in msg, msg
+    assert _files(out) == []  # neither a partial file under the final name nor a temp file
+
+
+def test_md5_mismatch_of_a_served_file_is_named(
+    mirror: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name, _ = MNIST_FILES["test_labels"]
+    monkeypatch.setitem(download.MNIST_FILES, "test_labels", (name, "0" * 32))
+    with pytest.raises(DataError) as info:
+        download_mnist(tmp_path / "raw", [f"{mirror}/good/"], retries=1, backoff=0)
+    msg = str(info.value)
+    assert name in msg and "does not match the official" in msg
+    assert name not in _files(tmp_path / "raw")
+
+
+def test_the_real_timeout_is_short_enough_to_move_on(mirror: str, tmp_path: Path) -> None:
+    """No monkeypatched sleep: a slow mirror costs about retries x timeout, then the next one."""
+    t0 = time.perf_counter()
+    download_mnist(
+        tmp_path / "raw",
+        [f"{mirror}/slow/", f"{mirror}/good/"],
+        retries=2,
+        timeout=0.2,
+        backoff=0.05,
+    )
+    assert time.perf_counter() - t0 < 8
+
+
+# -------------------------------------------------------------------------- local files
+
+
+def _mnist_like(directory: Path, n: int = 30) -> Path:
+    write_synthetic(directory, n, 20, seed=0)
+    return directory
+
+
+@pytest.mark.parametrize(
+    ("damage", "needle"),
+    [
+        (lambda p: p.write_bytes(p.read_bytes()[:100]), "gzip"),  # truncated gzip
+        (lambda p: p.write_bytes(b"\x1f\x8b" + b"\x00" * 50), "gzip"),  # corrupt gzip
+        (lambda p: p.write_bytes(gzip.compress(b"\x08\x03\x00\x00" + b"\x00" * 40)), "magic"),
+        (lambda p: write_idx(p, np.zeros((30, 32, 32), np.uint8)), "(N, 28, 28)"),
+        (lambda p: write_idx(p, np.zeros((29, 28, 28), np.uint8)), "do not belong together"),
+    ],
+)
+def test_bad_local_images_name_the_file(tmp_path: Path, damage, needle: str) -> None:
+    src = _mnist_like(tmp_path / "mine")
+    damage(src / NAMES[0])
+    with pytest.raises(DataError) as info:
+        copy_local(src, tmp_path / "raw")
+    assert NAMES[0] in str(info.value) and needle in str(info.value)
+    assert _files(tmp_path / "raw") == []  # nothing copied before the check
+
+
+def test_labels_outside_0_to_9_name_the_file(tmp_path: Path) -> None:
+    src = _mnist_like(tmp_path / "mine")
+    write_idx(src / NAMES[1], np.array([0, 1, 10] + [2] * 27, np.uint8))
+    with pytest.raises(DataError, match=rf"{NAMES[1]}: labels must be 0..9, found 10"):
+        copy_local(src, tmp_path / "raw")
+
+
+def test_local_dir_missing_or_incomplete(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="does not exist.*unset it to download"):
+        copy_local(tmp_path / "nowhere", tmp_path / "raw")
+    src = _mnist_like(tmp_path / "mine")
+    (src / NAMES[3]).unlink()
+    with pytest.raises(DataError, match=rf"is missing {NAMES[3]}"):
+        copy_local(src, tmp_path / "raw")
+
+
+# ---------------------------------------------------------------- property-based IDX reader
+
+
+def _header(ndim: int, dims: list[int], code: int = 0x08, magic: bytes = b"\x00\x00") -> bytes:
+    return magic + bytes([code, ndim]) + struct.pack(f">{len(dims)}I", *dims)
+
+
+@st.composite
+def idx_files(draw: st.DrawFn) -> tuple[bytes, bool]:
+    """Random bytes, or an IDX header (mostly valid magic) with random dims and a body that is
+    exact, short or long; gzip-compressed or not, sometimes with the gzip stream cut short."""
+    kind = draw(st.sampled_from(["random", "header"]))
+    if kind == "random":
+        data = draw(st.binary(max_size=600))
+    else:
+        ndim = draw(st.integers(0, 4))
+        dims = draw(st.lists(st.integers(0, 12), min_size=ndim, max_size=ndim))
+        if draw(st.booleans()):  # an occasional huge dimension: must not allocate or overflow
+            dims = [*dims[:-1], draw(st.integers(0, 2**32 - 1))] if dims else dims
+        code = draw(st.sampled_from([0x08, 0x08, 0x08, 0x09, 0x0D]))
+        magic = draw(st.sampled_from([b"\x00\x00", b"\x00\x00", b"\x00\x01", b"\x1f\x8b"]))
+        header = _header(ndim, dims, code, magic)
+        if draw(st.booleans()):
+            header = header[: draw(st.integers(0, len(header)))]
+        size = int(np.prod(dims)) if dims and max(dims) < 2**16 else 0
+        size = max(0, size + draw(st.integers(-3, 3)))
+        data = header + draw(st.binary(min_size=size, max_size=size))
+    compress = draw(st.booleans())
+    if compress:
+        data = gzip.compress(data, mtime=0)
+        if draw(st.booleans()):
+            data = data[: draw(st.integers(0, len(data)))]
+    return data, draw(st.booleans())
+
+
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(idx_files())
+def test_idx_reader_returns_arrays_or_its_own_error(tmp_path: Path, case) -> None:
+    data, gz_name = case
+    path = tmp_path / ("sample-idx.gz" if gz_name else "sample-idx")
+    path.write_bytes(data)
+    try:
+        arr = read_idx(path)
+    except MnistbenchError as exc:
+        assert isinstance(exc, DataError) and "sample-idx" in str(exc)
+        return
+    raw = gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
+    assert arr.dtype == np.uint8 and arr.ndim == raw[3] >= 1
+    assert arr.tobytes() == raw[4 + 4 * arr.ndim :]
+
+
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(idx_files(), idx_files())
+def test_mnist_pair_reader_returns_arrays_or_its_own_error(tmp_path: Path, imgs, lbls) -> None:
+    ip, lp = tmp_path / "imgs-idx3-ubyte", tmp_path / "lbls-idx1-ubyte"
+    ip.write_bytes(imgs[0])
+    lp.write_bytes(lbls[0])
+    try:
+        images, labels = read_mnist_pair(ip, lp)
+    except MnistbenchError as exc:
+        assert isinstance(exc, DataError)
+        return
+    assert images.shape[1:] == (28, 28) and labels.shape == images.shape[:1]
+    assert labels.max(initial=0) <= 9
