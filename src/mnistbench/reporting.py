@@ -11,10 +11,11 @@ import io
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
-from mnistbench.io import atomic_path, read_json, write_text
+from mnistbench.io import atomic_path, read_json, write_json, write_text
 
 log = logging.getLogger(__name__)
 ERROR_FLOOR = 1e-5  # where an error of exactly 0 is drawn on the log-scale error axis
@@ -33,6 +34,10 @@ COLUMNS = [
     "peak_mem_mb",
     "precision",
 ]
+
+# The summary's per-model numbers (train_seconds and memory vary run to run; left out so that
+# `dvc metrics diff` shows what a change did to the models).
+SUMMARY_COLUMNS = ["test_f1", "test_accuracy", "test_errors", "val_f1", "epochs", "params"]
 
 
 def comparison_table(model_dirs: Sequence[str | Path]) -> pd.DataFrame:
@@ -145,18 +150,37 @@ def plot_f1_vs_params(table: pd.DataFrame, path: str | Path) -> None:
     _save_png(fig, path)
 
 
+def summary(table: pd.DataFrame) -> dict[str, Any]:
+    """The comparison as a DVC metrics file: the best model, then each model's numbers (what
+    ``dvc metrics show`` and ``dvc metrics diff`` print)."""
+    best = table.iloc[0]
+    numeric = [c for c in SUMMARY_COLUMNS if c in table.columns]
+    return {
+        "best": {"model": str(best["model"]), "test_f1": float(best["test_f1"])},
+        "models": {
+            str(row["model"]): {
+                c: row[c].item() if hasattr(row[c], "item") else row[c] for c in numeric
+            }
+            for _, row in table.iterrows()
+        },
+    }
+
+
 def build_report(
     model_dirs: Sequence[str | Path],
     csv_path: str | Path,
     md_path: str | Path,
     curves_path: str | Path,
     f1_params_path: str | Path,
+    summary_path: str | Path | None = None,
 ) -> pd.DataFrame:
     table = comparison_table(model_dirs)
     rounded = table.round({"val_f1": 5, "test_f1": 5, "test_accuracy": 5, "train_seconds": 1})
     with atomic_path(csv_path) as tmp:
         rounded.to_csv(tmp, index=False)
     write_text(md_path, _markdown(table))
+    if summary_path is not None:
+        write_json(summary_path, summary(rounded))
     plot_learning_curves(model_dirs, curves_path)
     plot_f1_vs_params(table, f1_params_path)
     log.info("comparison of %d models written to %s", len(table), csv_path)
