@@ -35,10 +35,6 @@ COLUMNS = [
     "precision",
 ]
 
-# The summary's per-model numbers (train_seconds and memory vary run to run; left out so that
-# `dvc metrics diff` shows what a change did to the models).
-SUMMARY_COLUMNS = ["test_f1", "test_accuracy", "test_errors", "val_f1", "epochs", "params"]
-
 
 def comparison_table(model_dirs: Sequence[str | Path]) -> pd.DataFrame:
     """One row per model, best test F1 first."""
@@ -151,18 +147,13 @@ def plot_f1_vs_params(table: pd.DataFrame, path: str | Path) -> None:
 
 
 def summary(table: pd.DataFrame) -> dict[str, Any]:
-    """The comparison as a DVC metrics file: the best model, then each model's numbers (what
-    ``dvc metrics show`` and ``dvc metrics diff`` print)."""
+    """The comparison in one line, as a DVC metrics file (``dvc metrics show/diff``); each
+    model's own numbers are its test/metrics.json, a metrics file too."""
     best = table.iloc[0]
-    numeric = [c for c in SUMMARY_COLUMNS if c in table.columns]
     return {
-        "best": {"model": str(best["model"]), "test_f1": float(best["test_f1"])},
-        "models": {
-            str(row["model"]): {
-                c: row[c].item() if hasattr(row[c], "item") else row[c] for c in numeric
-            }
-            for _, row in table.iterrows()
-        },
+        "best_model": str(best["model"]),
+        "best_test_f1": float(best["test_f1"]),
+        "n_models": len(table),
     }
 
 
