@@ -20,9 +20,11 @@ def project_root() -> Path:
 def copy_project(dest: Path) -> Path:
     """A copy of the workflow (not data/ or results/) to run Snakemake or DVC in isolation.
 
-    DVC's project files come along (dvc.yaml, .dvcignore, .dvc/ without its cache, tmp and
-    local config); dvc.lock does not, so a copy starts with nothing run."""
-    names = ("Snakefile", "workflow", "config", "src", "envs", "dvc.yaml", ".dvcignore", ".dvc")
+    The .gitignore comes along (outputs stay untracked, as DVC needs), and so do DVC's project
+    files (dvc.yaml, .dvcignore, .dvc/ without its cache, tmp and local config); dvc.lock does
+    not, so a copy starts with nothing run."""
+    names = ("Snakefile", "workflow", "config", "src", "envs", ".gitignore")
+    names += ("dvc.yaml", ".dvcignore", ".dvc")
     for name in names:
         src = ROOT / name
         if src.is_dir():
