@@ -22,6 +22,7 @@ import yaml
 
 from mnistbench.config import load_config
 from mnistbench.dvc_params import overrides
+from mnistbench.errors import ConfigError
 from tests.conftest import copy_project
 
 BIN = Path(sys.executable).parent
@@ -115,6 +116,13 @@ def test_smoke_overrides_reproduce_the_smoke_config(project_root: Path) -> None:
         node[leaf] = yaml.safe_load(value)
     expected = load_config(project_root / "config/config.yaml", project_root / "config/smoke.yaml")
     assert config == expected
+
+
+def test_smoke_overrides_refuse_a_value_the_shell_would_split(tmp_path: Path) -> None:
+    overlay = tmp_path / "overlay.yaml"
+    overlay.write_text("data: {local_dir: /my data}\n")
+    with pytest.raises(ConfigError, match=r"data\.local_dir.*edit config/config\.yaml"):
+        overrides(overlay)
 
 
 # --- end to end, with the real dvc ---------------------------------------------------------------
