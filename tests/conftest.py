@@ -18,11 +18,18 @@ def project_root() -> Path:
 
 
 def copy_project(dest: Path) -> Path:
-    """A copy of the workflow (not data/ or results/) to run Snakemake or DVC in isolation."""
-    for name in ("Snakefile", "workflow", "config", "src", "envs"):
+    """A copy of the workflow (not data/ or results/) to run Snakemake or DVC in isolation.
+
+    The .gitignore comes along (outputs stay untracked, as DVC needs), and so do DVC's project
+    files (dvc.yaml, .dvcignore, .dvc/ without its cache, tmp and local config); dvc.lock does
+    not, so a copy starts with nothing run."""
+    names = ("Snakefile", "workflow", "config", "src", "envs", ".gitignore")
+    names += ("dvc.yaml", ".dvcignore", ".dvc")
+    for name in names:
         src = ROOT / name
         if src.is_dir():
-            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+            skip = ("cache", "tmp", "config.local") if name == ".dvc" else ()
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__", *skip))
         else:
             shutil.copy2(src, dest / name)
     return dest

@@ -295,6 +295,16 @@ def _check_val_size(config: Mapping[str, Any]) -> None:
         )
 
 
+def load_validated(*paths: str | Path) -> dict[str, Any]:
+    """The config files merged in order, validated, defaults filled (what DVC stages read)."""
+    return validate_config(load_config(*paths))
+
+
+def model_dir(config: Mapping[str, Any], name: str) -> str:
+    """A model's results directory, as both orchestrators name it."""
+    return f"results/{config['dataset']}/models/{name}"
+
+
 def model_names(config: Mapping[str, Any]) -> list[str]:
     return list((config.get("models") or {}).keys())
 

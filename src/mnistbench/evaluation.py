@@ -98,7 +98,8 @@ def evaluate(
     batch_size: int = 1000,
 ) -> dict[str, Any]:
     """Score a trained checkpoint on the test split; writes metrics.json, confusion.{csv,png},
-    predictions.npz (labels, predictions, probabilities) for later statistics."""
+    predictions.npz (labels, predictions, probabilities) for later statistics and
+    predictions.csv (actual,predicted per image: the long form DVC's confusion plot reads)."""
     out = Path(out_dir)
     model = Classifier.from_checkpoint(checkpoint)
     images, labels = load_split(test_split)
@@ -123,6 +124,8 @@ def evaluate(
     header = ",".join(["true\\pred"] + [str(i) for i in range(cm.shape[1])])
     rows = [",".join([str(i)] + [str(v) for v in row]) for i, row in enumerate(cm)]
     write_text(out / "confusion.csv", "\n".join([header, *rows]) + "\n")
+    pairs = "".join(f"{t},{p}\n" for t, p in zip(y.tolist(), preds.tolist(), strict=True))
+    write_text(out / "predictions.csv", "actual,predicted\n" + pairs)
     plot_confusion(cm, f"{model_name}: test F1 {result['test_f1']:.4f}", out / "confusion.png")
     with atomic_path(out / "predictions.npz") as tmp, open(tmp, "wb") as fh:
         np.savez_compressed(

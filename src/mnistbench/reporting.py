@@ -12,11 +12,12 @@ import logging
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from mnistbench.errors import DataError
-from mnistbench.io import atomic_path, read_json, write_text
+from mnistbench.io import atomic_path, read_json, write_json, write_text
 
 log = logging.getLogger(__name__)
 ERROR_FLOOR = 1e-5  # where an error of exactly 0 is drawn on the log-scale error axis
@@ -188,12 +189,24 @@ def plot_f1_vs_params(table: pd.DataFrame, path: str | Path) -> None:
     _save_png(fig, path)
 
 
+def summary(table: pd.DataFrame) -> dict[str, Any]:
+    """The comparison in one line, as a DVC metrics file (``dvc metrics show/diff``); each
+    model's own numbers are its test/metrics.json, a metrics file too."""
+    best = table.iloc[0]
+    return {
+        "best_model": str(best["model"]),
+        "best_test_f1": float(best["test_f1"]),
+        "n_models": len(table),
+    }
+
+
 def build_report(
     model_dirs: Sequence[str | Path],
     csv_path: str | Path,
     md_path: str | Path,
     curves_path: str | Path,
     f1_params_path: str | Path,
+    summary_path: str | Path | None = None,
     failed: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """Write the table and figures. With ``failed`` (after a failed run), the failed models are
@@ -204,6 +217,8 @@ def build_report(
     with atomic_path(csv_path) as tmp:
         rounded.to_csv(tmp, index=False)
     write_text(md_path, _markdown(table))
+    if summary_path is not None:
+        write_json(summary_path, summary(rounded))
     done = [d for d in model_dirs if Path(d).name not in failed]
     if done:
         plot_learning_curves(done, curves_path)

@@ -126,6 +126,8 @@ def partial_report(logfiles):
     dirs = " ".join(shlex.quote(f"{out}/models/{m}") for m in MODELS)
     states = " ".join(shlex.quote(f"{m}={s}") for m, s in failed.items())
     log_path = f"logs/{DATASET}/build_report.log"
+    if os.path.exists(f"{out}/summary.json"):  # the one-line summary of a complete run only
+        os.remove(f"{out}/summary.json")
     try:
         shell(
             f"python workflow/scripts/report.py --model-dirs {dirs} --failed {states}"

@@ -16,6 +16,8 @@ rule evaluate_model:
             labels={"model": "{model}"},
         ),
         predictions="results/{dataset}/models/{model}/test/predictions.npz",
+        # actual,predicted per test image: the long form DVC's confusion plot reads
+        predictions_csv="results/{dataset}/models/{model}/test/predictions.csv",
     params:
         out=lambda wildcards, output: os.path.dirname(output.metrics),
         batch_size=config["evaluate"]["batch_size"],

@@ -15,6 +15,8 @@ rule build_report:
             labels={"table": "comparison"},
         ),
         md="results/{dataset}/comparison.md",
+        # per-model test metrics as JSON: DVC's comparison metric (dvc metrics show/diff)
+        summary="results/{dataset}/summary.json",
         curves=report(
             "results/{dataset}/figures/learning_curves.png",
             caption="../report/learning_curves.rst",
@@ -37,7 +39,8 @@ rule build_report:
         "results/{dataset}/benchmarks/build_report.tsv"
     shell:
         "python workflow/scripts/report.py --model-dirs {params.model_dirs} --csv {output.csv}"
-        " --md {output.md} --curves {output.curves} --f1-params {output.f1_params} > {log} 2>&1"
+        " --md {output.md} --summary {output.summary} --curves {output.curves}"
+        " --f1-params {output.f1_params} > {log} 2>&1"
 
 
 # After a failed run (e.g. `--keep-going` with one model failing), the table must not look

@@ -259,3 +259,23 @@ def copy_local(local_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str
         else:
             write_idx(dest, read_idx(source))
     return build_manifest(out, "local", str(src.resolve()))
+
+
+def fetch_raw(data: dict[str, Any], out_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """The raw files as the config's ``data`` block describes them: generated (``source:
+    synthetic``), copied from ``local_dir``, or downloaded from ``mirrors``. Both orchestrators
+    end here: Snakemake passes the keys as arguments, DVC the config file."""
+    if data["source"] == "synthetic":
+        from mnistbench.data.synthetic import write_synthetic
+
+        syn = data["synthetic"]
+        return write_synthetic(out_dir, syn["n_train"], syn["n_test"], syn["seed"])
+    if data.get("local_dir"):
+        return copy_local(data["local_dir"], out_dir)
+    return download_mnist(
+        out_dir,
+        data.get("mirrors"),
+        retries=data.get("download_retries", 3),
+        timeout=data.get("download_timeout_s", 60.0),
+        backoff=data.get("download_backoff_s", 1.0),
+    )
