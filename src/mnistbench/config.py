@@ -138,6 +138,11 @@ def check_semantics(config: dict[str, Any], schema: dict[str, Any]) -> None:
                 f"available: {', '.join(available_architectures())} (src/mnistbench/models/)"
             )
         swa = resolved["swa"]
+        if swa["enabled"] and resolved["ema"]["enabled"]:
+            raise ConfigError(
+                f"models.{name}.train: swa.enabled and ema.enabled are both true; weights are "
+                "averaged one way at a time: set swa: {enabled: false} to use EMA"
+            )
         start = swa["epoch_start"]
         if swa["enabled"] and isinstance(start, int) and start >= resolved["max_epochs"]:
             raise ConfigError(

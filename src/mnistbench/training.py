@@ -1,12 +1,19 @@
 """Training one model: ``train_model(settings, prepared_dir, out_dir) -> summary``.
 
 What gets published as ``model.ckpt`` is chosen on the validation split only: the best
-epoch's checkpoint (ModelCheckpoint on val macro-F1), or the final weights (the SWA average
-when SWA ran) if they score at least as well. The test set is never looked at here.
+epoch's checkpoint (ModelCheckpoint on val macro-F1), or the final weights (the SWA or EMA
+average when one ran) if they score at least as well. The test set is never looked at here.
+
+Resuming: every epoch ends with ``lightning/resume/last.ckpt`` beside a fingerprint of the
+settings, data and training code that made it. ``lightning/`` is no declared output of the
+Snakemake rule, so a killed job's rerun (``--rerun-incomplete``) finds the checkpoint and
+continues from it when the fingerprint matches; otherwise it starts over and logs why.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import platform
 import resource
@@ -23,6 +30,7 @@ import yaml
 from lightning.pytorch.callbacks import (
     Callback,
     EarlyStopping,
+    EMAWeightAveraging,
     LearningRateMonitor,
     ModelCheckpoint,
     ModelSummary,
@@ -36,6 +44,9 @@ from mnistbench.evaluation import confusion_matrix, metrics_from_confusion, pred
 from mnistbench.io import atomic_path, read_json, write_json, write_text
 from mnistbench.models import build_model, count_parameters
 from mnistbench.module import Classifier
+
+# The code a resumable checkpoint depends on besides the settings (the architecture's file too).
+TRAINING_CODE = ("training.py", "module.py", "datamodule.py")
 
 log = logging.getLogger(__name__)
 MONITOR = "val/f1"
@@ -78,9 +89,11 @@ def swa_start_epoch(swa: dict[str, Any], max_epochs: int) -> int:
     return int(start)
 
 
-def epoch_table(lightning_csv: Path) -> pd.DataFrame:
-    """Collapse Lightning's CSV (train and val rows logged apart) into one row per epoch."""
-    raw = pd.read_csv(lightning_csv)
+def epoch_table(*lightning_csvs: Path) -> pd.DataFrame:
+    """Collapse Lightning's CSV (train and val rows logged apart) into one row per epoch.
+
+    Several files (the part before a resume, then the rest) are read as one, in order."""
+    raw = pd.concat([pd.read_csv(p) for p in lightning_csvs if p.is_file()], ignore_index=True)
     # LearningRateMonitor rows carry no epoch; each is logged at the start of the epoch whose
     # rows follow it, so take that epoch.
     raw["epoch"] = raw["epoch"].bfill()
@@ -112,6 +125,53 @@ def environment_info() -> dict[str, Any]:
     }
 
 
+def fingerprint(settings: dict[str, Any], stats: dict[str, Any]) -> str:
+    """What a resumable checkpoint was made with: settings, data statistics, training code."""
+    from mnistbench.config import architecture_file
+
+    h = hashlib.sha256(json.dumps([settings, stats], sort_keys=True).encode())
+    package = Path(__file__).resolve().parent
+    for path in [package / f for f in TRAINING_CODE] + [architecture_file(settings["arch"])]:
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def resume_checkpoint(work: Path, expected: str) -> Path | None:
+    """The checkpoint to resume from, or None (then ``work`` is emptied; the log says why)."""
+    last = work / "resume" / "last.ckpt"
+    stamp = work / "resume" / "fingerprint.txt"
+    if last.is_file():
+        found = stamp.read_text().strip() if stamp.is_file() else "(none)"
+        if found == expected:
+            return last
+        log.info(
+            "not resuming from %s: it was made with other settings, data or training code "
+            "(fingerprint %s, now %s); starting over",
+            last,
+            found[:12],
+            expected[:12],
+        )
+    elif work.exists():
+        log.info("no resumable checkpoint in %s; starting over", work)
+    shutil.rmtree(work, ignore_errors=True)
+    return None
+
+
+def keep_logged_before(lightning_csv: Path, global_step: int, dest: Path) -> int:
+    """Move the metrics logged before a checkpoint aside (CSVLogger would delete them).
+
+    Rows of the epochs the checkpoint holds have ``step < global_step``; later rows come from
+    the interrupted epoch, which is trained again. Returns the number of rows kept."""
+    if not lightning_csv.is_file():
+        return 0
+    raw = pd.read_csv(lightning_csv)
+    kept = raw[raw["step"] < global_step]
+    with atomic_path(dest) as tmp:
+        kept.to_csv(tmp, index=False)
+    lightning_csv.unlink()
+    return len(kept)
+
+
 def train_model(
     settings: dict[str, Any],
     prepared_dir: str | Path,
@@ -130,7 +190,31 @@ def train_model(
 
     stats = read_json(prepared / "stats.json")
     work = out / "lightning"
-    shutil.rmtree(work, ignore_errors=True)
+    stamp = fingerprint(settings, stats)
+    resume_from = resume_checkpoint(work, stamp)
+    before_resume = work / "metrics.before-resume.csv"
+    resumed_epochs = 0
+    if resume_from is not None:
+        try:
+            state = torch.load(resume_from, map_location="cpu", weights_only=False)
+        except Exception as exc:  # killed while writing it: nothing to resume from
+            log.info("not resuming: %s is unreadable (%s); starting over", resume_from, exc)
+            shutil.rmtree(work, ignore_errors=True)
+            resume_from = None
+    if resume_from is not None:
+        rows = keep_logged_before(work / "metrics.csv", int(state["global_step"]), before_resume)
+        # Saved at the end of epoch index `epoch` (0-based), so that many + 1 epochs are done.
+        resumed_epochs = int(state["epoch"]) + 1
+        log.info(
+            "resuming from %s: %d epoch(s) done (global step %d); %d metric rows kept",
+            resume_from,
+            resumed_epochs,
+            state["global_step"],
+            rows,
+        )
+        del state
+    (work / "resume").mkdir(parents=True, exist_ok=True)
+    write_text(work / "resume" / "fingerprint.txt", stamp + "\n")
 
     net = build_model(settings["arch"], **settings["model_kwargs"])
     module = Classifier(
@@ -153,8 +237,17 @@ def train_model(
         save_top_k=1,
         auto_insert_metric_name=False,
     )
+    # Saved at the end of every training epoch, after its validation: what a rerun resumes from.
+    resumable = ModelCheckpoint(
+        dirpath=work / "resume",
+        filename="last",
+        save_top_k=1,  # with no monitor: the latest epoch, over the same file
+        enable_version_counter=False,
+        save_on_train_epoch_end=True,
+    )
     callbacks: list[Callback] = [
         checkpoint,
+        resumable,
         ModelSummary(max_depth=2),
         LearningRateMonitor(logging_interval="epoch"),
         EpochLog(),
@@ -177,14 +270,24 @@ def train_model(
                 annealing_epochs=1,
             )
         )
+    ema = settings["ema"]
+    if ema["enabled"]:
+        callbacks.append(
+            # Updated after every optimiser step; validation and checkpoints see the average.
+            EMAWeightAveraging(decay=ema["decay"])
+        )
     trainer = L.Trainer(
         accelerator=accelerator,
         devices=1,
         precision=precision,
         max_epochs=settings["max_epochs"],
         limit_train_batches=settings["limit_train_batches"],
+        accumulate_grad_batches=settings["accumulate_grad_batches"],
+        gradient_clip_val=settings["gradient_clip"]["value"],
+        gradient_clip_algorithm=settings["gradient_clip"]["algorithm"],
         callbacks=callbacks,
-        logger=CSVLogger(save_dir=work, name="", version=""),
+        # Flushed at every logging call, so a killed job leaves the epochs it finished on disk.
+        logger=CSVLogger(save_dir=work, name="", version="", flush_logs_every_n_steps=1),
         default_root_dir=work,
         enable_progress_bar=False,
         num_sanity_val_steps=0,
@@ -204,7 +307,7 @@ def train_model(
     if accelerator == "gpu":
         torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
-    trainer.fit(module, datamodule=dm)
+    trainer.fit(module, datamodule=dm, ckpt_path=resume_from)
     train_seconds = time.perf_counter() - t0
 
     # Choose what to publish, on the validation split only, scoring both candidates the same
@@ -224,9 +327,10 @@ def train_model(
             trainer.save_checkpoint(tmp)
         else:
             shutil.copyfile(best_path, tmp)
-    selected = ("swa" if swa_used else "last") if use_final else "best_epoch"
+    averaged = "swa" if swa_used else "ema" if ema["enabled"] else "last"
+    selected = averaged if use_final else "best_epoch"
 
-    history = epoch_table(work / "metrics.csv")
+    history = epoch_table(before_resume, work / "metrics.csv")
     with atomic_path(out / "metrics.csv") as tmp:
         history.to_csv(tmp, index=False)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
@@ -251,10 +355,18 @@ def train_model(
         "precision": precision,
         "accelerator": accelerator,
         "threads": torch.get_num_threads(),
+        "resumed_after_epoch": resumed_epochs if resume_from is not None else None,
     }
-    snapshot = {"model": settings, "data": stats, "environment": environment_info()}
+    snapshot = {
+        "model": settings,
+        "data": stats,
+        "prepared": str(prepared),
+        "environment": environment_info(),
+    }
     write_text(out / "config.yaml", yaml.safe_dump(snapshot, sort_keys=False))
     write_json(out / "summary.json", summary)
+    # Finished: a later run of this job (e.g. --forcerun) must train afresh, not resume.
+    (work / "resume" / "last.ckpt").unlink(missing_ok=True)
     log.info(
         "%s: selected %s weights, val F1 %.4f, %.1f s",
         name,
