@@ -125,6 +125,20 @@ def environment_info() -> dict[str, Any]:
     }
 
 
+def make_classifier(settings: dict[str, Any], stats: dict[str, Any]) -> Classifier:
+    """A fresh LightningModule for the resolved settings (training and tuning alike)."""
+    return Classifier(
+        net=build_model(settings["arch"], **settings["model_kwargs"]),
+        arch=settings["arch"],
+        model_kwargs=settings["model_kwargs"],
+        optimizer=settings["optimizer"],
+        scheduler=settings["scheduler"],
+        label_smoothing=settings["label_smoothing"],
+        pixel_mean=float(stats["train"]["pixel_mean"]),
+        pixel_std=float(stats["train"]["pixel_std"]),
+    )
+
+
 def fingerprint(settings: dict[str, Any], stats: dict[str, Any]) -> str:
     """What a resumable checkpoint was made with: settings, data statistics, training code."""
     from mnistbench.config import architecture_file
@@ -216,17 +230,8 @@ def train_model(
     (work / "resume").mkdir(parents=True, exist_ok=True)
     write_text(work / "resume" / "fingerprint.txt", stamp + "\n")
 
-    net = build_model(settings["arch"], **settings["model_kwargs"])
-    module = Classifier(
-        net=net,
-        arch=settings["arch"],
-        model_kwargs=settings["model_kwargs"],
-        optimizer=settings["optimizer"],
-        scheduler=settings["scheduler"],
-        label_smoothing=settings["label_smoothing"],
-        pixel_mean=float(stats["train"]["pixel_mean"]),
-        pixel_std=float(stats["train"]["pixel_std"]),
-    )
+    module = make_classifier(settings, stats)
+    net = module.net
     dm = MNISTDataModule(prepared, settings["batch_size"], seed=settings["seed"])
 
     checkpoint = ModelCheckpoint(
