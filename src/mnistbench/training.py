@@ -4,8 +4,8 @@ What gets published as ``model.ckpt`` is chosen on the validation split only: th
 epoch's checkpoint (ModelCheckpoint on val macro-F1), or the final weights (the SWA or EMA
 average when one ran) if they score at least as well. The test set is never looked at here.
 
-Resuming: every epoch ends with ``lightning/resume/last.ckpt`` beside a fingerprint of the
-settings, data and training code that made it. ``lightning/`` is no declared output of the
+Resuming: every epoch ends with ``lightning/resume/last.ckpt``, stamped with a fingerprint of
+the settings, data and training code that made it. ``lightning/`` is no declared output of the
 Snakemake rule, so a killed job's rerun (``--rerun-incomplete``) finds the checkpoint and
 continues from it when the fingerprint matches; otherwise it starts over and logs why.
 """
@@ -47,6 +47,7 @@ from mnistbench.module import Classifier
 
 # The code a resumable checkpoint depends on besides the settings (the architecture's file too).
 TRAINING_CODE = ("training.py", "module.py", "datamodule.py")
+FINGERPRINT_KEY = "mnistbench_fingerprint"
 
 log = logging.getLogger(__name__)
 MONITOR = "val/f1"
@@ -150,21 +151,39 @@ def fingerprint(settings: dict[str, Any], stats: dict[str, Any]) -> str:
     return h.hexdigest()
 
 
-def resume_checkpoint(work: Path, expected: str) -> Path | None:
-    """The checkpoint to resume from, or None (then ``work`` is emptied; the log says why)."""
+class Fingerprint(Callback):
+    """Stamps every checkpoint with the fingerprint of what made it (checked before resuming)."""
+
+    def __init__(self, stamp: str) -> None:
+        self.stamp = stamp
+
+    def on_save_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        checkpoint[FINGERPRINT_KEY] = self.stamp
+
+
+def resume_checkpoint(work: Path, expected: str) -> tuple[Path, dict[str, Any]] | None:
+    """The checkpoint to resume from and its contents, or None (then ``work`` is emptied and
+    the log says why)."""
     last = work / "resume" / "last.ckpt"
-    stamp = work / "resume" / "fingerprint.txt"
     if last.is_file():
-        found = stamp.read_text().strip() if stamp.is_file() else "(none)"
-        if found == expected:
-            return last
-        log.info(
-            "not resuming from %s: it was made with other settings, data or training code "
-            "(fingerprint %s, now %s); starting over",
-            last,
-            found[:12],
-            expected[:12],
-        )
+        try:
+            state = torch.load(last, map_location="cpu", weights_only=False)
+        except Exception as exc:  # killed while writing it
+            state = None
+            log.info("not resuming: %s is unreadable (%s); starting over", last, exc)
+        found = str((state or {}).get(FINGERPRINT_KEY, "(none)"))
+        if state is not None and found == expected:
+            return last, state
+        if state is not None:
+            log.info(
+                "not resuming from %s: it was made with other settings, data or training code "
+                "(fingerprint %s, now %s); starting over",
+                last,
+                found[:12],
+                expected[:12],
+            )
     elif work.exists():
         log.info("no resumable checkpoint in %s; starting over", work)
     shutil.rmtree(work, ignore_errors=True)
@@ -205,17 +224,12 @@ def train_model(
     stats = read_json(prepared / "stats.json")
     work = out / "lightning"
     stamp = fingerprint(settings, stats)
-    resume_from = resume_checkpoint(work, stamp)
+    resumable_state = resume_checkpoint(work, stamp)
+    resume_from = resumable_state[0] if resumable_state else None
     before_resume = work / "metrics.before-resume.csv"
     resumed_epochs = 0
-    if resume_from is not None:
-        try:
-            state = torch.load(resume_from, map_location="cpu", weights_only=False)
-        except Exception as exc:  # killed while writing it: nothing to resume from
-            log.info("not resuming: %s is unreadable (%s); starting over", resume_from, exc)
-            shutil.rmtree(work, ignore_errors=True)
-            resume_from = None
-    if resume_from is not None:
+    if resumable_state is not None:
+        state = resumable_state[1]
         rows = keep_logged_before(work / "metrics.csv", int(state["global_step"]), before_resume)
         # Saved at the end of epoch index `epoch` (0-based), so that many + 1 epochs are done.
         resumed_epochs = int(state["epoch"]) + 1
@@ -226,9 +240,8 @@ def train_model(
             state["global_step"],
             rows,
         )
-        del state
-    (work / "resume").mkdir(parents=True, exist_ok=True)
-    write_text(work / "resume" / "fingerprint.txt", stamp + "\n")
+        del state  # the weights and optimiser state are loaded again by Lightning
+    del resumable_state
 
     module = make_classifier(settings, stats)
     net = module.net
@@ -251,6 +264,7 @@ def train_model(
         save_on_train_epoch_end=True,
     )
     callbacks: list[Callback] = [
+        Fingerprint(stamp),
         checkpoint,
         resumable,
         ModelSummary(max_depth=2),

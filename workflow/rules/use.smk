@@ -30,7 +30,7 @@ rule tune_model:
         val=rules.prepare_data.output.val,
         stats=rules.prepare_data.output.stats,
         arch=model_code,
-        code=[package_file(f) for f in ("tuning.py", "module.py", "datamodule.py")],
+        code=[package_file(f) for f in ("tuning.py", "training.py", "module.py", "datamodule.py")],
     output:
         suggestion="results/{dataset}/models/{model}/tune/suggestion.json",
         plot=report(
@@ -43,6 +43,10 @@ rule tune_model:
         settings=model_settings,
         prepared=lambda wildcards, input: os.path.dirname(input.train),
         out=lambda wildcards, output: os.path.dirname(output.suggestion),
+        tune=(
+            f"--lr-steps {config['tune']['lr_steps']} --min-lr {config['tune']['min_lr']}"
+            f" --max-lr {config['tune']['max_lr']} --batch-trials {config['tune']['batch_trials']}"
+        ),
     conda:
         "../../envs/mnistbench.yaml"
     log:
@@ -52,4 +56,5 @@ rule tune_model:
     threads: 2
     shell:
         "python workflow/scripts/tune.py --settings {params.settings:q}"
-        " --prepared {params.prepared} --out {params.out} --threads {threads} > {log} 2>&1"
+        " --prepared {params.prepared} --out {params.out} --threads {threads} {params.tune}"
+        " > {log} 2>&1"

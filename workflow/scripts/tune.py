@@ -13,10 +13,19 @@ def main(argv=None) -> None:
     p.add_argument("--out", required=True, help="directory for suggestion.json, lr_finder.png")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--lr-steps", type=int, default=100, help="steps of the learning-rate sweep")
+    p.add_argument("--min-lr", type=float, default=1e-6, help="first learning rate tried")
+    p.add_argument("--max-lr", type=float, default=1.0, help="last learning rate tried")
     p.add_argument("--batch-trials", type=int, default=3, help="doublings the batch finder tries")
     a = p.parse_args(argv)
     tune_model(
-        model_settings(a), a.prepared, a.out, a.threads, a.lr_steps, batch_trials=a.batch_trials
+        model_settings(a),
+        a.prepared,
+        a.out,
+        a.threads,
+        a.lr_steps,
+        a.min_lr,
+        a.max_lr,
+        a.batch_trials,
     )
 
 
