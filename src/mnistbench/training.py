@@ -195,13 +195,15 @@ def keep_logged_before(lightning_csv: Path, global_step: int, dest: Path) -> int
 
     Rows of the epochs the checkpoint holds have ``step < global_step``; later rows come from
     the interrupted epoch, which is trained again. Returns the number of rows kept."""
-    if not lightning_csv.is_file():
+    # A second interruption: the rows kept at the first resume come first.
+    parts = [pd.read_csv(p) for p in (dest, lightning_csv) if p.is_file()]
+    if not parts:
         return 0
-    raw = pd.read_csv(lightning_csv)
+    raw = pd.concat(parts, ignore_index=True)
     kept = raw[raw["step"] < global_step]
     with atomic_path(dest) as tmp:
         kept.to_csv(tmp, index=False)
-    lightning_csv.unlink()
+    lightning_csv.unlink(missing_ok=True)
     return len(kept)
 
 

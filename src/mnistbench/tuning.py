@@ -113,7 +113,7 @@ def tune_model(
             init_val=settings["batch_size"],
             max_trials=batch_trials,
         )
-    cap = settings["batch_size"] * 2**batch_trials
+    cap = settings["batch_size"] * 2 ** (batch_trials - 1)  # the first trial is batch_size itself
     lr_text = f"{suggested:.3g}" if suggested is not None else None
     if lr_text is not None:
         inner = "{" + key.replace(".", ": {") + f": {lr_text}" + "}" * (key.count(".") + 1)

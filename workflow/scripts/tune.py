@@ -15,7 +15,7 @@ def main(argv=None) -> None:
     p.add_argument("--lr-steps", type=int, default=100, help="steps of the learning-rate sweep")
     p.add_argument("--min-lr", type=float, default=1e-6, help="first learning rate tried")
     p.add_argument("--max-lr", type=float, default=1.0, help="last learning rate tried")
-    p.add_argument("--batch-trials", type=int, default=3, help="doublings the batch finder tries")
+    p.add_argument("--batch-trials", type=int, default=3, help="batch sizes the finder tries")
     a = p.parse_args(argv)
     tune_model(
         model_settings(a),
