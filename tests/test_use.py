@@ -96,7 +96,10 @@ def test_inverted_and_coloured_images_prepare_alike() -> None:
     rgb[..., 1] = 220 - digit * 0.8
     rgb[..., 2] = 230 - digit * 0.8
     coloured = mnist_like(Image.fromarray(rgb, "RGB"))
-    for other in (dark_on_light, coloured):
+    rgba = np.zeros((*digit.shape, 4), dtype=np.uint8)
+    rgba[..., 3] = digit  # black ink on a transparent background
+    transparent = mnist_like(Image.fromarray(rgba, "RGBA"))
+    for other in (dark_on_light, coloured, transparent):
         # The same digit, allowing the one-pixel shift a rounded centre of mass can make.
         best = max(
             np.corrcoef(light_on_dark.ravel(), np.roll(other, (dy, dx), (0, 1)).ravel())[0, 1]

@@ -71,10 +71,18 @@ def default_test_split(model: str | Path) -> Path:
 
 
 def mnist_like(image: Any) -> np.ndarray:
-    """A PIL image -> uint8 28x28, white digit on black, prepared the way MNIST digits were."""
+    """A PIL image -> uint8 28x28, white digit on black, prepared the way MNIST digits were.
+
+    (A transparent background counts as background, whatever colour its hidden pixels have.)"""
     from PIL import Image, ImageOps
 
-    grey = np.asarray(ImageOps.exif_transpose(image).convert("L"), dtype=np.float32)
+    image = ImageOps.exif_transpose(image)
+    grey = np.asarray(image.convert("L"), dtype=np.float32)
+    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+        # Ink on a transparent background: the opacity is the digit, whatever the ink colour.
+        alpha = np.asarray(image.convert("RGBA"), dtype=np.float32)[..., 3]
+        if alpha.min() < 128 <= alpha.max():
+            grey = alpha
     # The background is the commoner colour at the border: a light one means dark ink, invert.
     border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
     if np.median(border) > 127:
