@@ -262,6 +262,11 @@ def check_semantics(config: dict[str, Any], schema: dict[str, Any]) -> None:
 def _check_swa(name: str, resolved: Mapping[str, Any]) -> None:
     """SWA must start before the last epoch; Lightning takes a float only as a fraction <= 1."""
     swa, max_epochs = resolved["swa"], resolved["max_epochs"]
+    if swa["enabled"] and resolved["ema"]["enabled"]:
+        raise ConfigError(
+            f"models.{name}.train: swa.enabled and ema.enabled are both true; weights are "
+            "averaged one way at a time: set swa: {enabled: false} to use EMA"
+        )
     if not swa["enabled"]:
         return
     start = swa["epoch_start"]

@@ -1,8 +1,13 @@
 """Training one model: ``train_model(settings, prepared_dir, out_dir) -> summary``.
 
 What gets published as ``model.ckpt`` is chosen on the validation split only: the best
-epoch's checkpoint (ModelCheckpoint on val macro-F1), or the final weights (the SWA average
-when SWA ran) if they score at least as well. The test set is never looked at here.
+epoch's checkpoint (ModelCheckpoint on val macro-F1), or the final weights (the SWA or EMA
+average when one ran) if they score at least as well. The test set is never looked at here.
+
+Resuming: every epoch ends with ``lightning/resume/last.ckpt``, stamped with a fingerprint of
+the settings, data and training code that made it. ``lightning/`` is no declared output of the
+Snakemake rule, so a killed job's rerun (``--rerun-incomplete``) finds the checkpoint and
+continues from it when the fingerprint matches; otherwise it starts over and logs why.
 
 Several devices (``devices``, ``num_nodes``, ``strategy: ddp``) run one process per device;
 Lightning's launcher re-executes the entry point for the other ranks. Every rank trains and
@@ -16,6 +21,8 @@ statistics each rank sums on its own are exempt from that broadcast (module.py).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import platform
@@ -33,6 +40,7 @@ import yaml
 from lightning.pytorch.callbacks import (
     Callback,
     EarlyStopping,
+    EMAWeightAveraging,
     LearningRateMonitor,
     ModelCheckpoint,
     ModelSummary,
@@ -46,6 +54,10 @@ from mnistbench.evaluation import confusion_matrix, metrics_from_confusion, pred
 from mnistbench.io import atomic_path, read_json, write_json, write_text
 from mnistbench.models import build_model, count_parameters
 from mnistbench.module import Classifier
+
+# The code a resumable checkpoint depends on besides the settings (the architecture's file too).
+TRAINING_CODE = ("training.py", "module.py", "datamodule.py")
+FINGERPRINT_KEY = "mnistbench_fingerprint"
 
 log = logging.getLogger(__name__)
 MONITOR = "val/f1"
@@ -99,9 +111,11 @@ def swa_start_epoch(swa: dict[str, Any], max_epochs: int) -> int:
     return int(start)
 
 
-def epoch_table(lightning_csv: Path) -> pd.DataFrame:
-    """Collapse Lightning's CSV (train and val rows logged apart) into one row per epoch."""
-    raw = pd.read_csv(lightning_csv)
+def epoch_table(*lightning_csvs: Path) -> pd.DataFrame:
+    """Collapse Lightning's CSV (train and val rows logged apart) into one row per epoch.
+
+    Several files (the part before a resume, then the rest) are read as one, in order."""
+    raw = pd.concat([pd.read_csv(p) for p in lightning_csvs if p.is_file()], ignore_index=True)
     # LearningRateMonitor rows carry no epoch; each is logged at the start of the epoch whose
     # rows follow it, so take that epoch.
     raw["epoch"] = raw["epoch"].bfill()
@@ -133,6 +147,86 @@ def environment_info() -> dict[str, Any]:
     }
 
 
+def make_classifier(settings: dict[str, Any], stats: dict[str, Any]) -> Classifier:
+    """A fresh LightningModule for the resolved settings (training and tuning alike)."""
+    return Classifier.from_settings(
+        build_model(settings["arch"], **settings["model_kwargs"]),
+        settings,
+        pixel_mean=float(stats["train"]["pixel_mean"]),
+        pixel_std=float(stats["train"]["pixel_std"]),
+    )
+
+
+def fingerprint(settings: dict[str, Any], stats: dict[str, Any]) -> str:
+    """What a resumable checkpoint was made with: settings, data statistics, training code."""
+    from mnistbench.config import architecture_file
+
+    h = hashlib.sha256(json.dumps([settings, stats], sort_keys=True).encode())
+    package = Path(__file__).resolve().parent
+    for path in [package / f for f in TRAINING_CODE] + [architecture_file(settings["arch"])]:
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+class Fingerprint(Callback):
+    """Stamps every checkpoint with the fingerprint of what made it (checked before resuming)."""
+
+    def __init__(self, stamp: str) -> None:
+        self.stamp = stamp
+
+    def on_save_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        checkpoint[FINGERPRINT_KEY] = self.stamp
+
+
+def resume_checkpoint(
+    work: Path, expected: str, clear: bool = True
+) -> tuple[Path, dict[str, Any]] | None:
+    """The checkpoint to resume from and its contents, or None (then ``work`` is emptied and
+    the log says why)."""
+    last = work / "resume" / "last.ckpt"
+    if last.is_file():
+        try:
+            state = torch.load(last, map_location="cpu", weights_only=False)
+        except Exception as exc:  # killed while writing it
+            state = None
+            log.info("not resuming: %s is unreadable (%s); starting over", last, exc)
+        found = str((state or {}).get(FINGERPRINT_KEY, "(none)"))
+        if state is not None and found == expected:
+            return last, state
+        if state is not None:
+            log.info(
+                "not resuming from %s: it was made with other settings, data or training code "
+                "(fingerprint %s, now %s); starting over",
+                last,
+                found[:12],
+                expected[:12],
+            )
+    elif work.exists():
+        log.info("no resumable checkpoint in %s; starting over", work)
+    if clear:  # only the first process: the other ranks start while it trains into ``work``
+        shutil.rmtree(work, ignore_errors=True)
+    return None
+
+
+def keep_logged_before(lightning_csv: Path, global_step: int, dest: Path) -> int:
+    """Move the metrics logged before a checkpoint aside (CSVLogger would delete them).
+
+    Rows of the epochs the checkpoint holds have ``step < global_step``; later rows come from
+    the interrupted epoch, which is trained again. Returns the number of rows kept."""
+    # A second interruption: the rows kept at the first resume come first.
+    parts = [pd.read_csv(p) for p in (dest, lightning_csv) if p.is_file()]
+    if not parts:
+        return 0
+    raw = pd.concat(parts, ignore_index=True)
+    kept = raw[raw["step"] < global_step]
+    with atomic_path(dest) as tmp:
+        kept.to_csv(tmp, index=False)
+    lightning_csv.unlink(missing_ok=True)
+    return len(kept)
+
+
 def train_model(
     settings: dict[str, Any],
     prepared_dir: str | Path,
@@ -159,18 +253,19 @@ def train_model(
 
     stats = read_json(prepared / "stats.json")
     work = out / "lightning"
-    if rank0:  # the other ranks start while rank 0 is already training into it
-        shutil.rmtree(work, ignore_errors=True)
+    if rank0:
         # A failed rerun must not leave the previous run's results looking like this run's.
         for published in PUBLISHED:
             (out / published).unlink(missing_ok=True)
     try:
-        return _train(settings, prepared, out, work, stats, accelerator, precision)
-    except BaseException:
+        return _train(settings, prepared, out, work, stats, accelerator, precision, rank0)
+    except Exception:
         # Lightning's own epoch checkpoints are working files: never leave one that a reader
-        # could take for a result of a failed run.
+        # could take for a result of a failed run, nor a resume point that led to the failure.
+        # (Ctrl-C and kills keep them: the rerun resumes.)
         if rank0:
             shutil.rmtree(work / "checkpoints", ignore_errors=True)
+            shutil.rmtree(work / "resume", ignore_errors=True)
         raise
 
 
@@ -188,17 +283,32 @@ def _train(
     stats: dict[str, Any],
     accelerator: str,
     precision: str,
+    rank0: bool,
 ) -> dict[str, Any]:
     name = settings["name"]
     devices = int(settings.get("devices", 1))
+    stamp = fingerprint(settings, stats)
+    resumable_state = resume_checkpoint(work, stamp, clear=rank0)
+    resume_from = resumable_state[0] if resumable_state else None
+    before_resume = work / "metrics.before-resume.csv"
+    resumed_epochs = 0
+    if resumable_state is not None:
+        state = resumable_state[1]
+        rows = keep_logged_before(work / "metrics.csv", int(state["global_step"]), before_resume)
+        # Saved at the end of epoch index `epoch` (0-based), so that many + 1 epochs are done.
+        resumed_epochs = int(state["epoch"]) + 1
+        log.info(
+            "resuming from %s: %d epoch(s) done (global step %d); %d metric rows kept",
+            resume_from,
+            resumed_epochs,
+            state["global_step"],
+            rows,
+        )
+        del state  # the weights and optimiser state are loaded again by Lightning
+    del resumable_state
 
-    net = build_model(settings["arch"], **settings["model_kwargs"])
-    module = Classifier.from_settings(
-        net,
-        settings,
-        pixel_mean=float(stats["train"]["pixel_mean"]),
-        pixel_std=float(stats["train"]["pixel_std"]),
-    )
+    module = make_classifier(settings, stats)
+    net = module.net
     dm = MNISTDataModule(prepared, settings["batch_size"], seed=settings["seed"])
 
     checkpoint = ModelCheckpoint(
@@ -209,8 +319,18 @@ def _train(
         save_top_k=1,
         auto_insert_metric_name=False,
     )
+    # Saved at the end of every training epoch, after its validation: what a rerun resumes from.
+    resumable = ModelCheckpoint(
+        dirpath=work / "resume",
+        filename="last",
+        save_top_k=1,  # with no monitor: the latest epoch, over the same file
+        enable_version_counter=False,
+        save_on_train_epoch_end=True,
+    )
     callbacks: list[Callback] = [
+        Fingerprint(stamp),
         checkpoint,
+        resumable,
         ModelSummary(max_depth=2),
         LearningRateMonitor(logging_interval="epoch"),
         EpochLog(),
@@ -233,6 +353,12 @@ def _train(
                 annealing_epochs=1,
             )
         )
+    ema = settings["ema"]
+    if ema["enabled"]:
+        callbacks.append(
+            # Updated after every optimiser step; validation and checkpoints see the average.
+            EMAWeightAveraging(decay=ema["decay"])
+        )
     trainer = L.Trainer(
         accelerator=accelerator,
         devices=devices,
@@ -244,8 +370,12 @@ def _train(
         precision=precision,
         max_epochs=settings["max_epochs"],
         limit_train_batches=settings["limit_train_batches"],
+        accumulate_grad_batches=settings["accumulate_grad_batches"],
+        gradient_clip_val=settings["gradient_clip"]["value"],
+        gradient_clip_algorithm=settings["gradient_clip"]["algorithm"],
         callbacks=callbacks,
-        logger=CSVLogger(save_dir=work, name="", version=""),
+        # Flushed at every logging call, so a killed job leaves the epochs it finished on disk.
+        logger=CSVLogger(save_dir=work, name="", version="", flush_logs_every_n_steps=1),
         default_root_dir=work,
         enable_progress_bar=False,
         num_sanity_val_steps=0,
@@ -265,9 +395,9 @@ def _train(
     if accelerator == "gpu":
         torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
-    trainer.fit(module, datamodule=dm)
+    trainer.fit(module, datamodule=dm, ckpt_path=resume_from)
     train_seconds = time.perf_counter() - t0
-    # The final (SWA) weights, saved by rank 0; every rank takes part (the call synchronises).
+    # The final (SWA/EMA) weights, saved by rank 0; every rank takes part (the call synchronises).
     final_path = work / "final.ckpt"
     trainer.save_checkpoint(final_path)
     if not trainer.is_global_zero:
@@ -295,9 +425,10 @@ def _train(
         use_final = False
     with atomic_path(out / "model.ckpt") as tmp:
         shutil.copyfile(final_path if use_final else best_path, tmp)
-    selected = ("swa" if swa_used else "last") if use_final else "best_epoch"
+    averaged = "swa" if swa_used else "ema" if ema["enabled"] else "last"
+    selected = averaged if use_final else "best_epoch"
 
-    history = epoch_table(work / "metrics.csv")
+    history = epoch_table(before_resume, work / "metrics.csv")
     with atomic_path(out / "metrics.csv") as tmp:
         history.to_csv(tmp, index=False)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
@@ -322,10 +453,18 @@ def _train(
         "precision": precision,
         "accelerator": accelerator,
         "threads": torch.get_num_threads(),
+        "resumed_after_epoch": resumed_epochs if resume_from is not None else None,
     }
-    snapshot = {"model": settings, "data": stats, "environment": environment_info()}
+    snapshot = {
+        "model": settings,
+        "data": stats,
+        "prepared": str(prepared),
+        "environment": environment_info(),
+    }
     write_text(out / "config.yaml", yaml.safe_dump(snapshot, sort_keys=False))
     write_json(out / "summary.json", summary)
+    # Finished: a later run of this job (e.g. --forcerun) must train afresh, not resume.
+    (work / "resume" / "last.ckpt").unlink(missing_ok=True)
     log.info(
         "%s: selected %s weights, val F1 %.4f, %.1f s",
         name,

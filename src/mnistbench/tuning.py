@@ -1,0 +1,147 @@
+"""Learning-rate and batch-size finding for one model (Lightning's ``Tuner``).
+
+``tune_model`` writes ``suggestion.json`` and ``lr_finder.png``; nothing is changed in the
+config. The learning rate found is the one the model's schedule is driven by: OneCycle's peak
+(``scheduler.max_lr``) when OneCycle is used, else ``optimizer.lr``. The suggestion.json says
+which key, and gives the ``--config`` override that applies it.
+
+The batch-size finder doubles the batch size until a trial runs out of memory. On a GPU that
+finds the largest batch that fits; on the CPU nothing runs out, so it stops at its trial cap and
+the number is only an upper bound that was tried (``hit_trial_cap`` says so).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.tuner import Tuner
+
+from mnistbench.datamodule import MNISTDataModule
+from mnistbench.io import atomic_path, read_json, write_json
+from mnistbench.training import make_classifier, resolve_accelerator
+
+log = logging.getLogger(__name__)
+
+
+def _trainer(settings: dict[str, Any], root: Path, accelerator: str) -> L.Trainer:
+    return L.Trainer(
+        accelerator=accelerator,
+        devices=1,
+        precision=settings["precision"]["gpu" if accelerator == "gpu" else "cpu"],
+        max_epochs=1000,  # the finders stop by steps; a small data set may need several epochs
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        default_root_dir=root,
+    )
+
+
+def tune_model(
+    settings: dict[str, Any],
+    prepared_dir: str | Path,
+    out_dir: str | Path,
+    threads: int | None = None,
+    lr_steps: int = 100,
+    min_lr: float = 1e-6,
+    max_lr: float = 1.0,
+    batch_trials: int = 3,
+) -> dict[str, Any]:
+    """Run both finders on the training split; write suggestion.json and lr_finder.png."""
+    out = Path(out_dir)
+    prepared = Path(prepared_dir)
+    if threads:
+        torch.set_num_threads(threads)
+    accelerator = resolve_accelerator(settings.get("accelerator", "auto"))
+    stats = read_json(prepared / "stats.json")
+    name = settings["name"]
+    onecycle = settings["scheduler"]["name"] == "onecycle"
+    key = "scheduler.max_lr" if onecycle else "optimizer.lr"
+    configured_lr = settings["scheduler"]["max_lr"] if onecycle else settings["optimizer"]["lr"]
+
+    with tempfile.TemporaryDirectory(prefix="mnistbench-tune-") as root:
+        L.seed_everything(settings["seed"], workers=True, verbose=False)
+        module = make_classifier(settings, stats)
+        dm = MNISTDataModule(prepared, settings["batch_size"], seed=settings["seed"])
+        # The finder sweeps the optimiser's rate with its own schedule, at the configured batch.
+        finder = Tuner(_trainer(settings, Path(root), accelerator)).lr_find(
+            module,
+            datamodule=dm,
+            min_lr=min_lr,
+            max_lr=max_lr,
+            num_training=lr_steps,
+            update_attr=False,
+        )
+        suggested = finder.suggestion() if finder is not None else None
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        # The first points are the smoothing's warm-up (biased low); the suggestion skips them too.
+        lrs, losses = finder.results["lr"][10:-1], finder.results["loss"][10:-1]
+        fig, ax = plt.subplots(figsize=(6, 4))
+        ax.plot(lrs, losses)
+        if suggested is not None:
+            at = min(range(len(lrs)), key=lambda i: abs(lrs[i] - suggested))
+            ax.plot(lrs[at], losses[at], "o", color="red", label=f"suggested {suggested:.3g}")
+            ax.legend()
+        ax.set_xscale("log")
+        ax.set_xlabel("learning rate")
+        ax.set_ylabel("training loss (smoothed)")
+        ax.set_title(f"{name}: learning-rate range test ({lr_steps} steps)")
+        fig.tight_layout()
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=110)
+        plt.close(fig)
+        with atomic_path(out / "lr_finder.png") as tmp:
+            tmp.write_bytes(buf.getvalue())
+
+        dm_bs = MNISTDataModule(prepared, settings["batch_size"], seed=settings["seed"])
+        found_bs = Tuner(_trainer(settings, Path(root), accelerator)).scale_batch_size(
+            make_classifier(settings, stats),
+            datamodule=dm_bs,
+            mode="power",
+            steps_per_trial=3,
+            init_val=settings["batch_size"],
+            max_trials=batch_trials,
+        )
+    cap = settings["batch_size"] * 2 ** (batch_trials - 1)  # the first trial is batch_size itself
+    lr_text = f"{suggested:.3g}" if suggested is not None else None
+    if lr_text is not None:
+        inner = "{" + key.replace(".", ": {") + f": {lr_text}" + "}" * (key.count(".") + 1)
+        override = f"--config models='{{{name}: {{train: {inner}}}}}'"
+    else:
+        override = None
+    result = {
+        "model": name,
+        "lr_key": f"models.{name}.train.{key}",
+        "lr_configured": configured_lr,
+        "lr_suggested": float(lr_text) if lr_text is not None else None,
+        "lr_steps": lr_steps,
+        "lr_range": [min_lr, max_lr],
+        "lr_at_batch_size": settings["batch_size"],
+        "config_override": override,
+        "batch_size_configured": settings["batch_size"],
+        "batch_size_found": int(found_bs) if found_bs is not None else None,
+        "batch_size_trials": batch_trials,
+        "hit_trial_cap": found_bs is not None and int(found_bs) >= cap,
+        "accelerator": accelerator,
+    }
+    write_json(out / "suggestion.json", result)
+    log.info(
+        "%s: suggested %s = %s (configured %s); batch size finder: %s",
+        name,
+        key,
+        lr_text,
+        configured_lr,
+        found_bs,
+    )
+    return result

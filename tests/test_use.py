@@ -1,0 +1,234 @@
+"""Using a trained model: image preparation, predict, ONNX export; the new training options.
+
+One tiny model is trained in-process on generated digits (a few seconds) and shared."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import pytest
+from PIL import Image
+
+from mnistbench.config import load_config, resolve_model, validate_config
+from mnistbench.data.prepare import prepare_dataset
+from mnistbench.data.synthetic import make_digits, write_synthetic
+from mnistbench.errors import ConfigError
+from mnistbench.io import read_json
+from mnistbench.predict import mnist_like, predict, predict_files
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def settings(**train: object) -> dict:
+    config = load_config(ROOT / "config/config.yaml", ROOT / "config/smoke.yaml")
+    config["train"].update(
+        {"max_epochs": 2, "batch_size": 32, "scheduler": {"name": "none"}, **train}
+    )
+    return resolve_model(validate_config(config), "lenet5")
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("data")
+    write_synthetic(root / "raw", 400, 100, seed=0)
+    prepare_dataset(root / "raw", root / "prepared", val_size=100, split_seed=0)
+    return root / "prepared"
+
+
+@pytest.fixture(scope="module")
+def trained(prepared: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, L.Trainer]:
+    """lenet5, 2 short epochs, with gradient accumulation and clipping; the Trainer is kept."""
+    from mnistbench import training
+
+    seen: list[L.Trainer] = []
+
+    class Recording(L.Trainer):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            seen.append(self)
+
+    out = tmp_path_factory.mktemp("results") / "lenet5"
+    s = settings(accumulate_grad_batches=2, gradient_clip={"value": 0.5, "algorithm": "value"})
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(training.L, "Trainer", Recording)
+        training.train_model(s, prepared, out, threads=1)
+    return out, seen[0]
+
+
+# ------------------------------------------------------------------- image preparation
+
+
+def digit_image(label: int = 3) -> np.ndarray:
+    images, labels = make_digits(50, seed=1)
+    return images[int(np.flatnonzero(labels == label)[0])]
+
+
+def centre_of_mass(img: np.ndarray) -> tuple[float, float]:
+    ys, xs = np.indices(img.shape)
+    total = img.astype(float).sum()
+    return (ys * img).sum() / total, (xs * img).sum() / total
+
+
+def test_mnist_like_matches_the_mnist_recipe() -> None:
+    big = Image.fromarray(255 - digit_image()).resize((100, 100))  # dark on light, 100x100
+    out = mnist_like(big)
+    assert out.shape == (28, 28) and out.dtype == np.uint8
+    rows = np.flatnonzero(out.max(axis=1) > 25)
+    cols = np.flatnonzero(out.max(axis=0) > 25)
+    assert max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1 in (19, 20, 21)  # fits 20x20
+    cy, cx = centre_of_mass(out)
+    assert abs(cy - 14) <= 1 and abs(cx - 14) <= 1
+    assert out[0].max() == 0 and out[:, 0].max() == 0  # black background
+
+
+def test_inverted_and_coloured_images_prepare_alike() -> None:
+    digit = digit_image()
+    light_on_dark = mnist_like(Image.fromarray(digit))
+    dark_on_light = mnist_like(Image.fromarray(255 - digit))
+    rgb = np.zeros((*digit.shape, 3), dtype=np.uint8)
+    rgb[..., 0] = 200 - digit * 0.6  # reddish ink on a light pink background
+    rgb[..., 1] = 220 - digit * 0.8
+    rgb[..., 2] = 230 - digit * 0.8
+    coloured = mnist_like(Image.fromarray(rgb, "RGB"))
+    rgba = np.zeros((*digit.shape, 4), dtype=np.uint8)
+    rgba[..., 3] = digit  # black ink on a transparent background
+    transparent = mnist_like(Image.fromarray(rgba, "RGBA"))
+    for other in (dark_on_light, coloured, transparent):
+        # The same digit, allowing the one-pixel shift a rounded centre of mass can make.
+        best = max(
+            np.corrcoef(light_on_dark.ravel(), np.roll(other, (dy, dx), (0, 1)).ravel())[0, 1]
+            for dy in (-1, 0, 1)
+            for dx in (-1, 0, 1)
+        )
+        assert best > 0.95
+
+
+# --------------------------------------------------------------------------- predict
+
+
+@pytest.fixture(scope="module")
+def image_files(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    d = tmp_path_factory.mktemp("images")
+    digit = digit_image(7)
+    Image.fromarray(255 - digit).save(d / "inverted.png")
+    Image.fromarray(np.stack([digit, digit // 2, digit], axis=-1), "RGB").save(d / "rgb.png")
+    Image.fromarray(digit).resize((100, 100)).save(d / "big.jpg")
+    (d / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20)
+    (d / "notes.txt").write_text("not an image")
+    return [d / n for n in ("inverted.png", "rgb.png", "big.jpg", "corrupt.png", "notes.txt")]
+
+
+def test_predict_files_reports_bad_files_and_predicts_the_rest(trained, image_files) -> None:
+    from mnistbench.predict import load_classifier
+
+    rows, images = predict_files(load_classifier(trained[0]), image_files)
+    assert [r["file"] for r in rows] == [str(p) for p in image_files]
+    good, bad = rows[:3], rows[3:]
+    for row in good:
+        assert row["error"] is None and 0 <= row["label"] <= 9
+        assert sum(row[f"p{i}"] for i in range(10)) == pytest.approx(1.0, abs=1e-5)
+    for row, path in zip(bad, image_files[3:], strict=True):
+        assert row["label"] is None and str(path) in row["error"]
+    assert images.shape == (3, 28, 28)
+
+
+def test_predict_command_csv_and_exit_status(trained, image_files, tmp_path, capsys) -> None:
+    from mnistbench.cli import main
+
+    model = str(trained[0])
+    main(["predict", model, *map(str, image_files), "--out", str(tmp_path / "p.csv")])
+    err = capsys.readouterr().err
+    assert "corrupt.png" in err and "predicted 3 of 5 inputs" in err
+    lines = (tmp_path / "p.csv").read_text().splitlines()
+    assert lines[0] == "file,label," + ",".join(f"p{i}" for i in range(10)) + ",error"
+    assert len(lines) == 6
+    # Every file unreadable: exit status 1; a model that is not there: 2 (a user error).
+    with pytest.raises(SystemExit) as exc:
+        main(["predict", model, str(image_files[3]), str(image_files[4])])
+    assert exc.value.code == 1
+    with pytest.raises(SystemExit) as exc:
+        main(["predict", str(tmp_path / "nope"), str(image_files[0])])
+    assert exc.value.code == 2 and "mnistbench error:" in capsys.readouterr().err
+
+
+def test_python_m_mnistbench_prints_csv(trained, image_files) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "mnistbench", "predict", str(trained[0]), str(image_files[0])],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[1].startswith(f"{image_files[0]},")
+
+
+def test_predict_test_set_json_and_grid(trained, prepared, tmp_path) -> None:
+    rows = predict(
+        trained[0],
+        test_set=True,
+        test_data=prepared / "test.pt",
+        limit=20,
+        out=tmp_path / "t.json",
+        grid=tmp_path / "grid.png",
+    )
+    assert json.loads((tmp_path / "t.json").read_text()) == rows
+    assert len(rows) == 20 and all("true" in r for r in rows)
+    assert Image.open(tmp_path / "grid.png").size[0] > 100
+
+
+# ---------------------------------------------------------------------------- export
+
+
+def test_onnx_export_matches_pytorch(trained, prepared, tmp_path) -> None:
+    import onnxruntime as ort
+
+    from mnistbench.export import export_and_check
+
+    result = export_and_check(
+        trained[0], tmp_path / "m.onnx", test_data=prepared / "test.pt", n_images=100
+    )
+    assert result["passed"] and result["identical_predictions"] == 100
+    assert result["max_abs_diff_logits"] < 1e-4
+    assert read_json(tmp_path / "check.json") == result
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    for batch in (1, 7):  # the batch dimension is dynamic
+        x = np.random.default_rng(0).random((batch, 1, 28, 28), dtype=np.float32)
+        assert session.run(None, {"images": x})[0].shape == (batch, 10)
+
+
+# ------------------------------------------------------------------ training options
+
+
+def test_accumulation_and_clipping_reach_the_trainer(trained) -> None:
+    trainer = trained[1]
+    assert trainer.accumulate_grad_batches == 2
+    assert trainer.gradient_clip_val == 0.5
+    assert trainer.gradient_clip_algorithm == "value"
+    summary = read_json(trained[0] / "summary.json")
+    assert summary["epochs"] == 2 and summary["resumed_after_epoch"] is None
+    # A finished run leaves nothing to resume from (a forced rerun trains afresh).
+    assert not (trained[0] / "lightning/resume/last.ckpt").exists()
+
+
+def test_ema_trains_and_publishes_averaged_weights(prepared, tmp_path) -> None:
+    from mnistbench.module import Classifier
+    from mnistbench.training import train_model
+
+    s = settings(swa={"enabled": False}, ema={"enabled": True, "decay": 0.9})
+    summary = train_model(s, prepared, tmp_path, threads=1)
+    assert summary["selected"] in ("ema", "best_epoch")
+    Classifier.from_checkpoint(tmp_path / "model.ckpt")
+
+
+def test_ema_and_swa_together_is_a_config_error() -> None:
+    config = load_config(ROOT / "config/config.yaml")
+    config["models"]["cnn"] = {"train": {"ema": {"enabled": True}}}
+    with pytest.raises(ConfigError, match=r"models\.cnn\.train: swa\.enabled and ema\.enabled"):
+        validate_config(config)
