@@ -143,9 +143,9 @@ def test_fixed_model_killed_mid_run_then_rerun_incomplete(project: Path, keep_go
     # of the code, dated 1970 so that the edit itself reruns nothing), then kill everything.
     training = project / "src/mnistbench/training.py"
     original = training.read_text()
-    assert "    selected = (" in original
+    assert "    averaged = " in original
     held = original.replace(
-        "    selected = (", '    __import__("time").sleep(600)\n    selected = (', 1
+        "    averaged = ", '    __import__("time").sleep(600)\n    averaged = ', 1
     )
     training.write_text(held)
     os.utime(training, (0, 0))
