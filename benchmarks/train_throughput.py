@@ -9,7 +9,13 @@ steps three ways:
   (b) mnistbench: the project's ``MNISTDataModule`` and ``Classifier`` under a Lightning
       ``Trainer`` configured as ``train_model`` configures it;
   (c) raw: a bare PyTorch loop over pre-normalised tensors already on the device (no Lightning,
-      no metrics, no data pipeline): the compute ceiling.
+      no metrics, no data pipeline): the compute ceiling;
+  and optionally ``compiled``: (b) with ``train.compile: true`` (torch.compile; compile time is
+  spent in the warm-up steps and not timed).
+
+All methods use the model's configured optimiser (AdamW, Adam or SGD). ``--rounds`` repeats the
+whole sequence of methods, and each method's throughput is the median over all its windows of
+all rounds, so that a burst of noise on a shared machine hits every method alike.
 
 Throughput is samples/s per window of ``--steps`` optimiser steps, after ``--warmup`` steps,
 as the median of ``--windows`` windows. Peak memory is the process's peak RSS during the
@@ -70,9 +76,9 @@ class StepTimer(Callback):
 class TutorialModule(L.LightningModule):
     """What the tutorials write: loss and accuracy logged on every step."""
 
-    def __init__(self, net: nn.Module, lr: float) -> None:
+    def __init__(self, net: nn.Module, optimizer: dict) -> None:
         super().__init__()
-        self.net, self.lr = net, lr
+        self.net, self.optimizer_cfg = net, optimizer
         from torchmetrics.classification import MulticlassAccuracy
 
         self.acc = MulticlassAccuracy(10)
@@ -87,7 +93,22 @@ class TutorialModule(L.LightningModule):
         return loss
 
     def configure_optimizers(self):
-        return torch.optim.AdamW(self.parameters(), lr=self.lr)
+        return make_optimizer(self.parameters(), self.optimizer_cfg)
+
+
+def make_optimizer(params, cfg: dict) -> torch.optim.Optimizer:
+    """The configured optimiser, as Classifier.configure_optimizers builds it (no scheduler)."""
+    if cfg["name"] == "sgd":
+        momentum = cfg.get("momentum", 0.9)
+        return torch.optim.SGD(
+            params,
+            lr=cfg["lr"],
+            momentum=momentum,
+            weight_decay=cfg.get("weight_decay", 0.0),
+            nesterov=momentum > 0,
+        )
+    cls = torch.optim.Adam if cfg["name"] == "adam" else torch.optim.AdamW
+    return cls(params, lr=cfg["lr"], weight_decay=cfg.get("weight_decay", 0))
 
 
 def write_raw_mnist(root: Path, images: torch.Tensor, labels: torch.Tensor) -> None:
@@ -154,7 +175,7 @@ def run_tutorial(settings, images, labels, accelerator, args, sync) -> list[floa
             pin_memory=accelerator == "gpu",
         )
         net = build_model(settings["arch"], **settings["model_kwargs"])
-        module = TutorialModule(net, settings["optimizer"]["lr"])
+        module = TutorialModule(net, settings["optimizer"])
         timer = StepTimer(args.warmup, args.steps, sync)
         trainer_for(settings, accelerator, total_steps(args), timer).fit(module, loader)
         return timer.window_seconds()
@@ -172,7 +193,7 @@ def run_mnistbench(settings, prepared: Path, accelerator, args, sync) -> list[fl
 
 def run_raw(settings, images, labels, device, args, sync) -> list[float]:
     net = build_model(settings["arch"], **settings["model_kwargs"]).to(device)
-    opt = torch.optim.AdamW(net.parameters(), lr=settings["optimizer"]["lr"])
+    opt = make_optimizer(net.parameters(), settings["optimizer"])
     x_all = ((images.float() / 255 - 0.1307) / 0.3081).unsqueeze(1).to(device)
     y_all = labels.to(device)
     precision = settings["precision"]["gpu" if device.type == "cuda" else "cpu"]
@@ -223,7 +244,14 @@ def main() -> None:
     p.add_argument("--prepared", default="data/mnist/prepared")
     p.add_argument("--synthetic", type=int, default=6000, help="images if --prepared is missing")
     p.add_argument("--models", nargs="+", default=None)
-    p.add_argument("--methods", nargs="+", default=["tutorial", "mnistbench", "raw"])
+    p.add_argument(
+        "--methods",
+        nargs="+",
+        default=["tutorial", "mnistbench", "raw"],
+        choices=["tutorial", "mnistbench", "raw", "compiled"],
+    )
+    p.add_argument("--rounds", type=int, default=2, help="repeats of the method sequence")
+    p.add_argument("--precision", default=None, help="override every model's precision")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--workers", type=int, default=2, help="tutorial DataLoader workers")
     p.add_argument("--warmup", type=int, default=10, help="steps before the first window")
@@ -250,26 +278,38 @@ def main() -> None:
     for name in models:
         settings = resolve_model(config, name)
         settings["accelerator"] = accelerator
-        precision = settings["precision"]["gpu" if device.type == "cuda" else "cpu"]
+        kind = "gpu" if device.type == "cuda" else "cpu"
+        if args.precision:
+            settings["precision"][kind] = args.precision
         row: dict[str, object] = {"model": name, "batch": settings["batch_size"]}
-        row["precision"] = precision
+        row["precision"] = settings["precision"][kind]
+        windows: dict[str, list[float]] = {m: [] for m in args.methods}
+        peaks: dict[str, float] = {m: 0.0 for m in args.methods}
+        for _ in range(args.rounds):
+            for method in args.methods:
+                L.seed_everything(0, verbose=False)
+                reset_peak_memory(device)
+                if method == "tutorial":
+                    secs = run_tutorial(settings, images, labels, accelerator, args, sync)
+                elif method in ("mnistbench", "compiled"):
+                    run = {**settings, "compile": method == "compiled"}
+                    secs = run_mnistbench(run, prepared, accelerator, args, sync)
+                else:
+                    secs = run_raw(settings, images, labels, device, args, sync)
+                windows[method] += secs
+                peaks[method] = max(peaks[method], peak_memory_mb(device))
+                rate = settings["batch_size"] * args.steps / statistics.median(secs)
+                print(f"  {name:14s} {method:10s} {rate:9.0f} samples/s", flush=True)
         for method in args.methods:
-            L.seed_everything(0, verbose=False)
-            reset_peak_memory(device)
-            if method == "tutorial":
-                secs = run_tutorial(settings, images, labels, accelerator, args, sync)
-            elif method == "mnistbench":
-                secs = run_mnistbench(settings, prepared, accelerator, args, sync)
-            else:
-                secs = run_raw(settings, images, labels, device, args, sync)
-            rate = settings["batch_size"] * args.steps / statistics.median(secs)
+            rate = settings["batch_size"] * args.steps / statistics.median(windows[method])
             row[f"{method}_samples_s"] = round(rate)
-            row[f"{method}_peak_mb"] = round(peak_memory_mb(device))
-            print(f"  {name:14s} {method:10s} {rate:9.0f} samples/s", flush=True)
+            row[f"{method}_peak_mb"] = round(peaks[method])
         if {"tutorial", "mnistbench"} <= set(args.methods):
             row["b_over_a"] = round(row["mnistbench_samples_s"] / row["tutorial_samples_s"], 2)
         if {"raw", "mnistbench"} <= set(args.methods):
             row["b_over_c"] = round(row["mnistbench_samples_s"] / row["raw_samples_s"], 2)
+        if {"tutorial", "compiled"} <= set(args.methods):
+            row["compiled_over_a"] = round(row["compiled_samples_s"] / row["tutorial_samples_s"], 2)
         rows.append(row)
 
     cols = list(dict.fromkeys(k for r in rows for k in r))
