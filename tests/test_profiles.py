@@ -17,7 +17,7 @@ import pytest
 from tests.conftest import copy_project
 
 BIN = Path(sys.executable).parent
-MODELS = ["lenet5", "cnn", "resnet18", "alexnet_small", "simple_cnn"]
+MODELS = ["lenet5", "cnn", "resnet18", "alexnet_small", "simple_cnn", "allconv"]
 SLURM_COMMANDS = ("sbatch", "srun", "squeue", "sacct", "sinfo", "scontrol", "sacctmgr", "scancel")
 
 

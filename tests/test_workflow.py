@@ -16,7 +16,7 @@ from tests.conftest import copy_project
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
-MODELS = {"lenet5", "cnn", "resnet18", "alexnet_small", "simple_cnn"}
+MODELS = {"lenet5", "cnn", "resnet18", "alexnet_small", "simple_cnn", "allconv"}
 
 
 def snakemake(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
