@@ -133,7 +133,12 @@ def partial_report(logfiles):
             f"python workflow/scripts/report.py --model-dirs {dirs} --failed {states}"
             f" --csv {out}/comparison.csv --md {out}/comparison.md"
             f" --curves {out}/figures/learning_curves.png"
-            f" --f1-params {out}/figures/f1_vs_params.png > {log_path} 2>&1"
+            f" --f1-params {out}/figures/f1_vs_params.png --f1-ci {out}/figures/f1_ci.png"
+            f" --pareto {out}/figures/pareto.png --gallery {out}/figures/misclassified.png"
+            f" --test data/{DATASET}/prepared/test.pt"
+            f" --manifest data/{DATASET}/raw/manifest.json"
+            f" --provenance-csv {out}/provenance.csv --provenance-json {out}/provenance.json"
+            f" --run-config {shlex.quote(json.dumps(config, sort_keys=True))} > {log_path} 2>&1"
         )
         print(f"Failed models: {', '.join(failed)}; {out}/comparison.csv lists them as such.")
     except Exception as exc:  # never leave a table that hides the failure
