@@ -104,6 +104,7 @@ def report(tmp_path: Path) -> dict[str, Path]:
         "gallery_path": tmp_path / "fig/misclassified.png",
         "provenance_csv": tmp_path / "provenance.csv",
         "provenance_json": tmp_path / "provenance.json",
+        "seeds_csv": tmp_path / "seeds.csv",
     }
     config = {"dataset": "x", "report": {"bootstrap_resamples": 200, "seed": 3, "gallery_size": 8}}
     build_report(
@@ -150,6 +151,7 @@ def test_new_figures_and_provenance_are_written(report: dict[str, Path]) -> None
     items = {r["item"]: r["value"] for r in rows(report["provenance_csv"])}
     assert "git commit" in items and items["sha256 t10k-images-idx3-ubyte.gz"] == "ab" * 32
     assert any(k.startswith("training hardware (a, b, c)") for k in items)
+    assert [r["n_seeds"] for r in rows(report["seeds_csv"])] == ["1", "1", "1"]
 
 
 def test_intervals_are_reproducible(report: dict[str, Path], tmp_path: Path) -> None:

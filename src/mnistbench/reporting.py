@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import platform
+import re
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -527,6 +528,52 @@ def summary(table: pd.DataFrame) -> dict[str, Any]:
     }
 
 
+SEED_RUN = re.compile(r"^(?P<model>.+)-seed(?P<seed>-?\d+)$")
+SEED_COLUMNS = [
+    "model",
+    "n_seeds",
+    "seeds",
+    "test_f1_mean",
+    "test_f1_std",
+    "test_accuracy_mean",
+    "test_accuracy_std",
+    "val_f1_mean",
+    "train_seconds_mean",
+]
+
+
+def seed_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Mean and sample standard deviation over seeds of each model's completed runs: runs named
+    ``<model>-seed<k>`` (``seeds:`` in the config) are one model; any other run is a model with
+    one seed (blank std). Best mean test F1 first."""
+    ok = table[table["status"] == OK].copy()
+    if not len(ok):
+        return pd.DataFrame(columns=SEED_COLUMNS)
+    matches = ok["model"].map(SEED_RUN.match)
+    ok["base"] = [
+        m.group("model") if m else name for m, name in zip(matches, ok["model"], strict=True)
+    ]
+    ok["seed"] = [m.group("seed") if m else "" for m in matches]
+    rows = []
+    for base, runs in ok.groupby("base", sort=False):
+        row: dict[str, Any] = {
+            "model": base,
+            "n_seeds": len(runs),
+            "seeds": " ".join(s for s in runs["seed"] if s),
+        }
+        for col in ("test_f1", "test_accuracy"):
+            values = runs[col].astype(float)
+            row[f"{col}_mean"] = values.mean()
+            row[f"{col}_std"] = values.std(ddof=1) if len(values) > 1 else np.nan
+        row["val_f1_mean"] = runs["val_f1"].astype(float).mean()
+        row["train_seconds_mean"] = runs["train_seconds"].astype(float).mean()
+        rows.append(row)
+    out = pd.DataFrame(rows, columns=SEED_COLUMNS)
+    return out.sort_values(["test_f1_mean", "model"], ascending=[False, True]).reset_index(
+        drop=True
+    )
+
+
 def _significant(value: float, digits: int = 3) -> float:
     return value if pd.isna(value) or value == 0 else float(f"{value:.{digits}g}")
 
@@ -546,6 +593,7 @@ def build_report(
     test_split: str | Path | None = None,
     provenance_csv: str | Path | None = None,
     provenance_json: str | Path | None = None,
+    seeds_csv: str | Path | None = None,
     manifest: str | Path | None = None,
     config: Mapping[str, Any] | None = None,
 ) -> pd.DataFrame:
@@ -574,7 +622,16 @@ def build_report(
     rounded["mcnemar_p"] = rounded["mcnemar_p"].map(_significant)
     with atomic_path(csv_path) as tmp:
         rounded.to_csv(tmp, index=False)
-    write_text(md_path, _markdown(table))
+    text = _markdown(table)
+    if seeds_csv is not None:
+        over_seeds = seed_summary(table)
+        with atomic_path(seeds_csv) as tmp:
+            over_seeds.round(6).round({"train_seconds_mean": 1}).to_csv(tmp, index=False)
+        if (over_seeds["n_seeds"] > 1).any():
+            shown = over_seeds.round(5).astype(object).where(over_seeds.notna(), "")
+            text += "\n**Over seeds** (mean and sample std):\n\n"
+            text += shown.to_markdown(index=False) + "\n"
+    write_text(md_path, text)
     if summary_path is not None:
         write_json(summary_path, summary(rounded))
     done = [d for d in model_dirs if Path(d).name not in failed]
@@ -602,8 +659,9 @@ def build_report(
     if failed:
         # Dated 1970: older than any input, so the next run rebuilds the report even if the
         # failed models' outputs appear without Snakemake knowing (e.g. made by hand).
-        for path in (csv_path, md_path):
-            os.utime(path, (0, 0))
+        for path in (csv_path, md_path, seeds_csv):
+            if path is not None:
+                os.utime(path, (0, 0))
         log.warning("partial comparison written to %s; failed: %s", csv_path, ", ".join(failed))
     else:
         log.info("comparison of %d models written to %s", len(table), csv_path)

@@ -138,11 +138,12 @@ def partial_report(logfiles):
             f" --test data/{DATASET}/prepared/test.pt"
             f" --manifest data/{DATASET}/raw/manifest.json"
             f" --provenance-csv {out}/provenance.csv --provenance-json {out}/provenance.json"
+            f" --seeds-csv {out}/seeds.csv"
             f" --run-config {shlex.quote(json.dumps(config, sort_keys=True))} > {log_path} 2>&1"
         )
         print(f"Failed models: {', '.join(failed)}; {out}/comparison.csv lists them as such.")
     except Exception as exc:  # never leave a table that hides the failure
-        for name in ("comparison.csv", "comparison.md"):
+        for name in ("comparison.csv", "comparison.md", "seeds.csv"):
             if os.path.exists(f"{out}/{name}"):
                 os.remove(f"{out}/{name}")
         print(f"Could not write the partial comparison ({exc}; see {log_path}); removed the old one.")

@@ -23,6 +23,8 @@ rule build_report:
             labels={"table": "comparison"},
         ),
         md="results/{dataset}/comparison.md",
+        # mean and std over seeds per model (`seeds:` in the config; one row per model)
+        seeds="results/{dataset}/seeds.csv",
         # per-model test metrics as JSON: DVC's comparison metric (dvc metrics show/diff)
         summary="results/{dataset}/summary.json",
         curves=report(
@@ -74,7 +76,7 @@ rule build_report:
         "results/{dataset}/benchmarks/build_report.tsv"
     shell:
         "python workflow/scripts/report.py --model-dirs {params.model_dirs} --csv {output.csv}"
-        " --md {output.md} --summary {output.summary} --curves {output.curves}"
+        " --md {output.md} --seeds-csv {output.seeds} --summary {output.summary} --curves {output.curves}"
         " --f1-params {output.f1_params} --f1-ci {output.f1_ci} --pareto {output.pareto}"
         " --gallery {output.gallery} --test {input.test_split} --manifest {input.manifest}"
         " --provenance-csv {output.provenance_csv} --provenance-json {output.provenance_json}"

@@ -30,6 +30,7 @@ def main(argv=None) -> None:
     p.add_argument("--manifest", default=None, help="data/<dataset>/raw/manifest.json")
     p.add_argument("--provenance-csv", default=None, help="provenance rows for the front page")
     p.add_argument("--provenance-json", default=None, help="the whole provenance, config included")
+    p.add_argument("--seeds-csv", default=None, help="mean and std over seeds per model")
     p.add_argument(
         "--failed",
         nargs="*",
@@ -59,6 +60,7 @@ def main(argv=None) -> None:
         test_split=a.test,
         provenance_csv=a.provenance_csv,
         provenance_json=a.provenance_json,
+        seeds_csv=a.seeds_csv,
         manifest=a.manifest,
         config=config,
     )
