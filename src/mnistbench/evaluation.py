@@ -204,6 +204,12 @@ def evaluate(
         )
     write_json(out / "metrics.json", result)
     log.info(
-        "%s: test F1 %.4f, accuracy %.4f", model_name, result["test_f1"], result["test_accuracy"]
+        "%s: test F1 %.4f, accuracy %.4f; %d MACs per image, %s ms per image at batch 1/256",
+        model_name,
+        result["test_f1"],
+        result["test_accuracy"],
+        result["macs"],
+        f"{result.get('latency_ms_b1', float('nan')):.3f}/"
+        f"{result.get('latency_ms_b256', float('nan')):.4f}",
     )
     return result
