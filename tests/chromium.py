@@ -163,6 +163,7 @@ def open_page(
                 {"width": 1400, "height": 1000, "deviceScaleFactor": 1, "mobile": False},
                 session=session,
             )
+            pipe.events.clear()  # from here on, only the page's own events count
             pipe.send("Page.navigate", {"url": page.resolve().as_uri()}, session=session)
             if not pipe.wait_event("Page.loadEventFired", timeout):
                 raise TimeoutError(f"{page} did not finish loading in {timeout} s")
