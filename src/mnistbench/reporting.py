@@ -375,7 +375,7 @@ def plot_pareto(table: pd.DataFrame, path: str | Path) -> None:
         ax.set_xscale("log")
         ax.set(xlabel=xlabel, ylabel="test macro-F1", title=title)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, loc="lower right")
+        ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
     _save_png(fig, path)
 
