@@ -128,6 +128,8 @@ def partial_report(logfiles):
     log_path = f"logs/{DATASET}/build_report.log"
     if os.path.exists(f"{out}/summary.json"):  # the one-line summary of a complete run only
         os.remove(f"{out}/summary.json")
+    # shell() formats its command: the JSON's braces must be doubled to stay literal.
+    run_config = shlex.quote(json.dumps(config, sort_keys=True)).replace("{", "{{").replace("}", "}}")
     try:
         shell(
             f"python workflow/scripts/report.py --model-dirs {dirs} --failed {states}"
@@ -139,7 +141,7 @@ def partial_report(logfiles):
             f" --manifest data/{DATASET}/raw/manifest.json"
             f" --provenance-csv {out}/provenance.csv --provenance-json {out}/provenance.json"
             f" --seeds-csv {out}/seeds.csv"
-            f" --run-config {shlex.quote(json.dumps(config, sort_keys=True))} > {log_path} 2>&1"
+            f" --run-config {run_config} > {log_path} 2>&1"
         )
         print(f"Failed models: {', '.join(failed)}; {out}/comparison.csv lists them as such.")
     except Exception as exc:  # never leave a table that hides the failure
