@@ -17,7 +17,14 @@ def default(project_root):
 
 def test_shipped_configs_validate(project_root, default) -> None:
     cfg = validate_config(copy.deepcopy(default))
-    assert set(cfg["models"]) == {"lenet5", "cnn", "resnet18", "alexnet_small", "simple_cnn"}
+    assert set(cfg["models"]) == {
+        "lenet5",
+        "cnn",
+        "resnet18",
+        "alexnet_small",
+        "simple_cnn",
+        "allconv",
+    }
     smoke = validate_config(
         load_config(project_root / "config/config.yaml", project_root / "config/smoke.yaml")
     )

@@ -227,7 +227,7 @@ def test_one_models_parameter_reruns_only_that_model(repro: Path) -> None:
 @pytest.mark.slow
 def test_push_then_pull_restores_every_output(repro: Path) -> None:
     before = output_digests(repro)
-    assert len(before) == 9 + 5 + 9 * len(MODELS)
+    assert len(before) == 9 + 11 + 9 * len(MODELS)
     dvc(repro, "push")
     shutil.rmtree(repro / "data")
     shutil.rmtree(repro / "results")

@@ -15,6 +15,9 @@ EXPECTED_PARAMS = {
     "resnet18": 11_175_370,  # torchvision ResNet18, 1-channel stem, 10 classes (~11.2M)
     "alexnet_small": 102_090,  # conv 16/32/64 5x5 + fc 64 + fc 10
     "simple_cnn": 1_007_590,  # conv 10 5x5, conv 20 3x3, fc 500, fc 10
+    # conv weights 288 + 9,216 + 25,600 + 18,432 + 36,864 + 102,400 + 131,072 (no conv bias),
+    # BatchNorm 2 x (32 * 3 + 64 * 3 + 128), fc 1,290
+    "allconv": 325_994,
 }
 
 

@@ -17,7 +17,7 @@ import pytest
 from tests.conftest import copy_project
 
 BIN = Path(sys.executable).parent
-MODELS = ["lenet5", "cnn", "resnet18", "alexnet_small", "simple_cnn"]
+MODELS = ["lenet5", "cnn", "resnet18", "alexnet_small", "simple_cnn", "allconv"]
 SLURM_COMMANDS = ("sbatch", "srun", "squeue", "sacct", "sinfo", "scontrol", "sacctmgr", "scancel")
 
 
@@ -78,7 +78,8 @@ def test_slurm_profile_plans_every_job_with_its_resources(project, slurm_tools) 
     jobs = [j for j in planned(out) if j["rule"] != "all"]
     rules = sorted(j["rule"] for j in jobs)
     assert rules == sorted(
-        ["download_data", "prepare_data", "build_report"] + ["train_model", "evaluate_model"] * 5
+        ["download_data", "prepare_data", "build_report"]
+        + ["train_model", "evaluate_model"] * len(MODELS)
     )
     for job in jobs:
         res = fields(job["resources"])
@@ -114,12 +115,12 @@ def test_local_profile_sets_memory_and_changes_nothing_planned(project) -> None:
     assert "workflow specific profile" not in plain
     for text, mem in ((plain, None), (out, "3000")):
         trains = [j for j in planned(text) if j["rule"] == "train_model"]
-        assert len(trains) == 5
+        assert len(trains) == len(MODELS)
         for job in trains:
             # CPU-only machine (conftest hides any GPU): no GPU claimed.
             assert fields(job["resources"])["gpu"] == "0"
             assert fields(job["resources"]).get("mem_mb") == mem
-        assert text.count("--threads 2 >") == 5
+        assert text.count("--threads 2 >") == len(MODELS)
 
 
 def test_sweep_config_schedules_one_train_job_per_value(project) -> None:

@@ -19,7 +19,7 @@ def test_sweep_example_expands_to_one_model_per_value() -> None:
     cfg = validate_config(load_config(ROOT / "config/config.yaml", ROOT / "config/sweep.yaml"))
     names = list(cfg["models"])
     runs = ["cnn-max_lr0.002", "cnn-max_lr0.005", "cnn-max_lr0.01"]
-    assert names == ["lenet5", *runs, "resnet18", "alexnet_small", "simple_cnn"]
+    assert names == ["lenet5", *runs, "resnet18", "alexnet_small", "simple_cnn", "allconv"]
     for run, lr in zip(runs, (0.002, 0.005, 0.01), strict=True):
         settings = resolve_model(cfg, run)
         assert settings["arch"] == "cnn" and settings["scheduler"]["max_lr"] == lr

@@ -12,11 +12,21 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import copy_project
+from tests.chromium import find_chromium, open_page
+from tests.conftest import ROOT, copy_project
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
-MODELS = {"lenet5", "cnn", "resnet18", "alexnet_small", "simple_cnn"}
+MODELS = {"lenet5", "cnn", "resnet18", "alexnet_small", "simple_cnn", "allconv"}
+FIGURES = (
+    "learning_curves.png",
+    "f1_vs_params.png",
+    "f1_ci.png",
+    "pareto.png",
+    "misclassified.png",
+)
+# Kept after the run (git-ignored): the screenshot of the report a reader sees first.
+ARTIFACTS = ROOT / "tests/artifacts"
 
 
 def snakemake(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -87,7 +97,7 @@ def test_per_model_outputs_exist(smoke_run: Path) -> None:
         # torch uses exactly the threads the train job declared (2 with --cores 2).
         assert json.loads((d / "summary.json").read_text())["threads"] == 2
         assert (smoke_run / f"logs/synthetic/train_model/{m}.log").exists()
-    for fig in ("learning_curves.png", "f1_vs_params.png"):
+    for fig in FIGURES:
         assert (smoke_run / "results/synthetic/figures" / fig).stat().st_size > 1000
 
 
@@ -114,13 +124,82 @@ def test_one_models_code_reruns_only_that_model(smoke_run: Path) -> None:
     assert jobs == {"train_model": 1, "evaluate_model": 1, "build_report": 1, "all": 1}, out.stdout
 
 
-def test_html_report(smoke_run: Path) -> None:
+@pytest.fixture(scope="module")
+def html_report(smoke_run: Path) -> Path:
     snakemake(smoke_run, "--report", "results/report.html")
-    html = (smoke_run / "results/report.html").read_text()
+    return smoke_run / "results/report.html"
+
+
+def test_statistics_and_costs_in_the_table(smoke_run: Path) -> None:
+    with open(smoke_run / "results/synthetic/comparison.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert rows[0]["mcnemar_p"] == ""  # the best model is the reference of the test
+    for row in rows:
+        assert float(row["ci_low"]) <= float(row["test_f1"]) <= float(row["ci_high"])
+        assert int(row["macs"]) > 0 and float(row["ckpt_mb"]) > 0
+        assert float(row["latency_ms_b256"]) > 0 and float(row["latency_ms_b1"]) > 0
+        if row is not rows[0]:
+            assert 0.0 <= float(row["mcnemar_p"]) <= 1.0
+    metrics = json.loads((smoke_run / "results/synthetic/models/cnn/test/metrics.json").read_text())
+    assert metrics["macs"] == 11_992_448 and metrics["latency_threads"] == 1
+    prov = json.loads((smoke_run / "results/synthetic/provenance.json").read_text())
+    assert prov["config"]["dataset"] == "synthetic" and len(prov["data"]["sha256"]) == 4
+    assert set(prov["hardware"]["training"]) == MODELS
+
+
+def test_html_report(html_report: Path) -> None:
+    html = html_report.read_text()
     # The front page carries the comparison table itself (rendered from comparison.csv) ...
     assert "test_f1</th>" in html and "System Message" not in html
+    assert "mcnemar_p</th>" in html and "sha256 t10k-images-idx3-ubyte.gz" in html
     for m in MODELS:
         assert f"{m}</td>" in html
     # ... and every figure is embedded as a result.
-    for name in ("learning_curves.png", "f1_vs_params.png", "confusion.png"):
+    for name in (*FIGURES, "confusion.png", "provenance.json"):
         assert name in html
+
+
+# Run in the page: each embedded result, decoded by the browser (an image's width in pixels).
+DECODE_RESULTS = """(async () => {
+  const out = {};
+  for (const [path, r] of Object.entries(results)) {
+    const uri = r.data_uri || "";
+    if (!uri.startsWith("data:image/")) { out[path] = uri.slice(0, uri.indexOf(";")); continue; }
+    const img = new Image();
+    img.src = uri;
+    try { await img.decode(); out[path] = img.naturalWidth; } catch (e) { out[path] = 0; }
+  }
+  return out;
+})()"""
+FRONT_TABLES = """Array.from(document.querySelectorAll("table")).map(t =>
+  Array.from(t.querySelectorAll("th")).map(th => th.innerText.trim()))"""
+
+
+def test_report_opens_in_headless_chromium(html_report: Path) -> None:
+    """What a reader sees: the page loads without console errors or uncaught exceptions, its
+    front page shows the comparison (with intervals and p-values) and the provenance, and every
+    figure decodes in the browser. The screenshot stays in tests/artifacts/."""
+    chromium = find_chromium()
+    if chromium is None:
+        pytest.skip("chromium not installed (Debian: apt-get install chromium; .ci/run does it)")
+    shot = ARTIFACTS / "report.png"
+    page = open_page(
+        chromium,
+        html_report,
+        {"tables": FRONT_TABLES, "results": DECODE_RESULTS, "text": "document.body.innerText"},
+        ready="document.querySelectorAll('table').length >= 2",
+        screenshot=shot,
+    )
+    print(f"screenshot of the report: {shot}")
+    assert page.errors == [], page.errors
+    comparison, provenance = page.values["tables"][:2]
+    assert {"model", "test_f1", "ci_low", "ci_high", "mcnemar_p", "macs", "status"} <= set(
+        comparison
+    )
+    assert provenance == ["item", "value"]
+    assert all(m in page.values["text"] for m in MODELS)
+    decoded = page.values["results"]
+    figures = {p.rsplit("/", 1)[-1] for p, width in decoded.items() if p.endswith(".png")}
+    assert set(FIGURES) | {"confusion.png"} <= figures
+    assert all(width > 100 for p, width in decoded.items() if p.endswith(".png")), decoded
+    assert shot.stat().st_size > 10_000

@@ -76,7 +76,8 @@ def retype_cli_values(overrides: Mapping[str, Any]) -> dict[str, Any]:
     Snakemake parses ``--config data='{val_size: 100}'`` with YAML's BaseLoader, so nested
     values arrive as strings ("100"). Each nested string that reads as an int, a float (also
     "2e-3", which YAML 1.1 would keep a string), true/false or null becomes that value.
-    Top-level values are already typed by Snakemake and pass through unchanged.
+    Top-level scalars are already typed by Snakemake and pass through unchanged; top-level
+    lists (``--config 'seeds=[1,2,3]'``) arrive as lists of strings and are retyped.
     """
 
     def retype(value: Any) -> Any:
@@ -94,7 +95,7 @@ def retype_cli_values(overrides: Mapping[str, Any]) -> dict[str, Any]:
             return words.get(value.lower(), value)
         return value
 
-    return {k: retype(v) if isinstance(v, Mapping) else v for k, v in overrides.items()}
+    return {k: retype(v) if isinstance(v, (Mapping, list)) else v for k, v in overrides.items()}
 
 
 def load_config(*paths: str | Path) -> dict[str, Any]:
@@ -137,9 +138,33 @@ def validate_config(
             "invalid configuration (see workflow/schemas/config.schema.yaml for every key):\n"
             + "\n".join(lines)
         )
+    apply_seeds(config)
     expand_sweeps(config, schema)
     check_semantics(config, schema)
     return config
+
+
+def apply_seeds(config: dict[str, Any]) -> None:
+    """``seeds: [1, 2, 3]`` trains every model once per seed: each model that does not set its
+    own ``train.seed`` gets a sweep over ``seed``, so ``cnn`` becomes ``cnn-seed1``, ``cnn-seed2``,
+    ``cnn-seed3`` (the seed in the output paths; the report gives mean and std per model).
+    Runs already expanded set ``train.seed``, so validating twice expands once."""
+    seeds = config.get("seeds") or []
+    if not seeds:
+        return
+    models = config.get("models") or {}
+    for name, entry in list(models.items()):
+        entry = dict(entry or {})
+        if "seed" in (entry.get("train") or {}):
+            continue
+        sweep = dict(entry.get("sweep") or {})
+        if "seed" in sweep:
+            raise ConfigError(
+                f"models.{name}.sweep.seed and `seeds` both set the seeds of {name!r}; keep one"
+            )
+        sweep["seed"] = list(seeds)
+        entry["sweep"] = sweep
+        models[name] = entry
 
 
 def _sweep_value_label(value: Any) -> str:

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import io
 import logging
+import statistics
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +66,57 @@ def predict_proba(model: Classifier, images: torch.Tensor, batch_size: int = 100
     return torch.cat(out) if out else torch.empty(0, NUM_CLASSES)
 
 
+def count_macs(net: torch.nn.Module, image_shape: tuple[int, ...] = (1, 28, 28)) -> int:
+    """Multiply-accumulates of one image through ``net`` (convolutions and matrix products, as
+    ``torch.utils.flop_counter`` counts them: 2 FLOPs per MAC; activations, pooling and
+    normalisation are not counted)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    was_training = net.training
+    net.eval()
+    param = next(net.parameters(), None)
+    x = torch.zeros((1, *image_shape), device=param.device if param is not None else "cpu")
+    try:
+        with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+            net(x)
+    finally:
+        net.train(was_training)
+    return int(counter.get_total_flops()) // 2
+
+
+def median_seconds(
+    fn: Callable[[], object], repeats: int = 10, warmup: int = 2, budget_s: float = 1.5
+) -> float:
+    """Median wall time of ``fn`` after ``warmup`` untimed calls; stops early (after at least
+    3 timed calls) once ``budget_s`` is spent, so a large model does not stall the evaluation."""
+    for _ in range(warmup):
+        fn()
+    times: list[float] = []
+    spent = 0.0
+    while len(times) < repeats and (len(times) < 3 or spent < budget_s):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+        spent += times[-1]
+    return statistics.median(times)
+
+
+@torch.inference_mode()
+def cpu_latency_ms(
+    model: Classifier, images: torch.Tensor, batch_sizes: tuple[int, ...] = (1, 256)
+) -> dict[int, float]:
+    """Inference time per image in milliseconds at each batch size: the whole forward pass of
+    the published model (uint8 in, normalisation included), fp32, on the CPU with the current
+    torch thread count. Test images are tiled when there are fewer than the batch size."""
+    model = model.to("cpu").eval()
+    result = {}
+    for bs in batch_sizes:
+        reps = -(-bs // max(1, images.shape[0]))
+        batch = images.repeat(reps, *([1] * (images.dim() - 1)))[:bs].contiguous()
+        result[bs] = 1000.0 * median_seconds(lambda b=batch: model(b)) / bs
+    return result
+
+
 def plot_confusion(cm: np.ndarray, title: str, path: str | Path) -> None:
     import matplotlib
 
@@ -96,10 +150,15 @@ def evaluate(
     out_dir: str | Path,
     model_name: str,
     batch_size: int = 1000,
+    measure_latency: bool = True,
 ) -> dict[str, Any]:
     """Score a trained checkpoint on the test split; writes metrics.json, confusion.{csv,png},
     predictions.npz (labels, predictions, probabilities) for later statistics and
-    predictions.csv (actual,predicted per image: the long form DVC's confusion plot reads)."""
+    predictions.csv (actual,predicted per image: the long form DVC's confusion plot reads).
+
+    The costs beside the scores come from the same trained model: MACs per image, CPU latency
+    per image at batch 1 and 256 (with this process's torch threads, recorded as
+    ``latency_threads``), and the checkpoint's size in bytes."""
     out = Path(out_dir)
     model = Classifier.from_checkpoint(checkpoint)
     images, labels = load_split(test_split)
@@ -119,8 +178,17 @@ def evaluate(
         "test_errors": int((preds != y).sum()),
         "f1_per_class": metrics["f1_per_class"],
         "params": count_parameters(model.net),
+        "macs": count_macs(model.net),
+        "ckpt_bytes": Path(checkpoint).stat().st_size,
         "checkpoint": str(checkpoint),
     }
+    if measure_latency:
+        latency = cpu_latency_ms(model, images[:256])
+        result.update(
+            latency_ms_b1=round(latency[1], 4),
+            latency_ms_b256=round(latency[256], 4),
+            latency_threads=torch.get_num_threads(),
+        )
     header = ",".join(["true\\pred"] + [str(i) for i in range(cm.shape[1])])
     rows = [",".join([str(i)] + [str(v) for v in row]) for i, row in enumerate(cm)]
     write_text(out / "confusion.csv", "\n".join([header, *rows]) + "\n")
@@ -136,6 +204,12 @@ def evaluate(
         )
     write_json(out / "metrics.json", result)
     log.info(
-        "%s: test F1 %.4f, accuracy %.4f", model_name, result["test_f1"], result["test_accuracy"]
+        "%s: test F1 %.4f, accuracy %.4f; %d MACs per image, %s ms per image at batch 1/256",
+        model_name,
+        result["test_f1"],
+        result["test_accuracy"],
+        result["macs"],
+        f"{result.get('latency_ms_b1', float('nan')):.3f}/"
+        f"{result.get('latency_ms_b256', float('nan')):.4f}",
     )
     return result

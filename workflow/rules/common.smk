@@ -128,16 +128,24 @@ def partial_report(logfiles):
     log_path = f"logs/{DATASET}/build_report.log"
     if os.path.exists(f"{out}/summary.json"):  # the one-line summary of a complete run only
         os.remove(f"{out}/summary.json")
+    # shell() formats its command: the JSON's braces must be doubled to stay literal.
+    run_config = shlex.quote(json.dumps(config, sort_keys=True)).replace("{", "{{").replace("}", "}}")
     try:
         shell(
             f"python workflow/scripts/report.py --model-dirs {dirs} --failed {states}"
             f" --csv {out}/comparison.csv --md {out}/comparison.md"
             f" --curves {out}/figures/learning_curves.png"
-            f" --f1-params {out}/figures/f1_vs_params.png > {log_path} 2>&1"
+            f" --f1-params {out}/figures/f1_vs_params.png --f1-ci {out}/figures/f1_ci.png"
+            f" --pareto {out}/figures/pareto.png --gallery {out}/figures/misclassified.png"
+            f" --test data/{DATASET}/prepared/test.pt"
+            f" --manifest data/{DATASET}/raw/manifest.json"
+            f" --provenance-csv {out}/provenance.csv --provenance-json {out}/provenance.json"
+            f" --seeds-csv {out}/seeds.csv"
+            f" --run-config {run_config} > {log_path} 2>&1"
         )
         print(f"Failed models: {', '.join(failed)}; {out}/comparison.csv lists them as such.")
     except Exception as exc:  # never leave a table that hides the failure
-        for name in ("comparison.csv", "comparison.md"):
+        for name in ("comparison.csv", "comparison.md", "seeds.csv"):
             if os.path.exists(f"{out}/{name}"):
                 os.remove(f"{out}/{name}")
         print(f"Could not write the partial comparison ({exc}; see {log_path}); removed the old one.")

@@ -6,7 +6,15 @@ rule build_report:
         summaries=expand("results/{{dataset}}/models/{model}/summary.json", model=MODELS),
         histories=expand("results/{{dataset}}/models/{model}/metrics.csv", model=MODELS),
         test=expand("results/{{dataset}}/models/{model}/test/metrics.json", model=MODELS),
-        code=package_file("reporting.py"),
+        # per-image predictions: bootstrap intervals, McNemar's test, the gallery
+        predictions=expand(
+            "results/{{dataset}}/models/{model}/test/predictions.npz", model=MODELS
+        ),
+        # each training job's snapshot: its hardware and packages, for the provenance
+        snapshots=expand("results/{{dataset}}/models/{model}/config.yaml", model=MODELS),
+        test_split=rules.prepare_data.output.test,
+        manifest=rules.download_data.output.manifest,
+        code=[package_file(f) for f in ("reporting.py", "stats.py")],
     output:
         csv=report(
             "results/{dataset}/comparison.csv",
@@ -15,6 +23,8 @@ rule build_report:
             labels={"table": "comparison"},
         ),
         md="results/{dataset}/comparison.md",
+        # mean and std over seeds per model (`seeds:` in the config; one row per model)
+        seeds="results/{dataset}/seeds.csv",
         # per-model test metrics as JSON: DVC's comparison metric (dvc metrics show/diff)
         summary="results/{dataset}/summary.json",
         curves=report(
@@ -29,8 +39,35 @@ rule build_report:
             category="2. Figures",
             labels={"figure": "test F1 against parameters"},
         ),
+        f1_ci=report(
+            "results/{dataset}/figures/f1_ci.png",
+            caption="../report/f1_ci.rst",
+            category="2. Figures",
+            labels={"figure": "test F1 with 95% intervals"},
+        ),
+        pareto=report(
+            "results/{dataset}/figures/pareto.png",
+            caption="../report/pareto.rst",
+            category="2. Figures",
+            labels={"figure": "test F1 against MACs and training time"},
+        ),
+        gallery=report(
+            "results/{dataset}/figures/misclassified.png",
+            caption="../report/misclassified.rst",
+            category="2. Figures",
+            labels={"figure": "misclassified digits of the best model"},
+        ),
+        provenance_csv="results/{dataset}/provenance.csv",
+        provenance_json=report(
+            "results/{dataset}/provenance.json",
+            caption="../report/provenance.rst",
+            category="1. Comparison",
+            labels={"table": "provenance"},
+        ),
     params:
         model_dirs=expand("results/{{dataset}}/models/{model}", model=MODELS),
+        # the whole run's config, for the provenance (a change of any key rebuilds the report)
+        config=json.dumps(config, sort_keys=True),
     conda:
         "../../envs/mnistbench.yaml"
     log:
@@ -39,8 +76,11 @@ rule build_report:
         "results/{dataset}/benchmarks/build_report.tsv"
     shell:
         "python workflow/scripts/report.py --model-dirs {params.model_dirs} --csv {output.csv}"
-        " --md {output.md} --summary {output.summary} --curves {output.curves}"
-        " --f1-params {output.f1_params} > {log} 2>&1"
+        " --md {output.md} --seeds-csv {output.seeds} --summary {output.summary} --curves {output.curves}"
+        " --f1-params {output.f1_params} --f1-ci {output.f1_ci} --pareto {output.pareto}"
+        " --gallery {output.gallery} --test {input.test_split} --manifest {input.manifest}"
+        " --provenance-csv {output.provenance_csv} --provenance-json {output.provenance_json}"
+        " --run-config {params.config:q} > {log} 2>&1"
 
 
 # After a failed run (e.g. `--keep-going` with one model failing), the table must not look
