@@ -7,7 +7,6 @@ against hand-computed values.
 
 from __future__ import annotations
 
-import io
 import logging
 import statistics
 import time
@@ -19,7 +18,7 @@ import numpy as np
 import torch
 
 from mnistbench.data.prepare import load_split
-from mnistbench.io import atomic_path, write_json, write_text
+from mnistbench.io import atomic_path, write_figure, write_json, write_text
 from mnistbench.models import count_parameters
 from mnistbench.module import NUM_CLASSES, Classifier
 
@@ -137,11 +136,7 @@ def plot_confusion(cm: np.ndarray, title: str, path: str | Path) -> None:
     ax.set_ylabel("true")
     ax.set_title(title)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(buf.getvalue())
+    write_figure(fig, path)
 
 
 def evaluate(

@@ -23,7 +23,7 @@ import yaml
 from mnistbench.data.prepare import load_split
 from mnistbench.errors import MnistbenchError
 from mnistbench.evaluation import predict_proba
-from mnistbench.io import atomic_path, write_text
+from mnistbench.io import write_figure, write_text
 from mnistbench.module import NUM_CLASSES, Classifier
 
 log = logging.getLogger(__name__)
@@ -216,11 +216,7 @@ def save_grid(
             title += f" true {row['true']}"
         ax.set_title(title, fontsize=8, color="red" if wrong else "black")
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    with atomic_path(out) as tmp:
-        tmp.write_bytes(buf.getvalue())
+    write_figure(fig, out, dpi=100)
 
 
 def predict(

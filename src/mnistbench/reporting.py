@@ -10,7 +10,6 @@ McNemar's test against the best model) come from the per-image predictions
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
 import os
@@ -26,7 +25,7 @@ import pandas as pd
 import yaml
 
 from mnistbench.errors import DataError
-from mnistbench.io import atomic_path, read_json, write_json, write_text
+from mnistbench.io import atomic_path, read_json, write_figure, write_json, write_text
 from mnistbench.stats import (
     bootstrap_f1,
     bootstrap_indices,
@@ -203,16 +202,6 @@ def _markdown(table: pd.DataFrame) -> str:
     return text
 
 
-def _save_png(fig, path: str | Path) -> None:  # type: ignore[no-untyped-def]
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(buf.getvalue())
-
-
 def plot_learning_curves(model_dirs: Sequence[str | Path], path: str | Path) -> None:
     import matplotlib
 
@@ -262,7 +251,7 @@ def plot_learning_curves(model_dirs: Sequence[str | Path], path: str | Path) -> 
     for ax in axes:
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    _save_png(fig, path)
+    write_figure(fig, path)
 
 
 def plot_f1_vs_params(table: pd.DataFrame, path: str | Path) -> None:
@@ -285,7 +274,7 @@ def plot_f1_vs_params(table: pd.DataFrame, path: str | Path) -> None:
     ax.set(xlabel="parameters (log scale)", ylabel="test macro-F1", title="Test F1 against size")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    _save_png(fig, path)
+    write_figure(fig, path)
 
 
 def _errorbars(table: pd.DataFrame) -> np.ndarray:
@@ -332,7 +321,7 @@ def plot_f1_ci(table: pd.DataFrame, path: str | Path, resamples: int) -> None:
     ax.set_ylim(-0.7, len(t) - 0.3)
     ax.grid(alpha=0.3, axis="x")
     fig.tight_layout()
-    _save_png(fig, path)
+    write_figure(fig, path)
 
 
 def plot_pareto(table: pd.DataFrame, path: str | Path) -> None:
@@ -377,7 +366,7 @@ def plot_pareto(table: pd.DataFrame, path: str | Path) -> None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
-    _save_png(fig, path)
+    write_figure(fig, path)
 
 
 def plot_misclassified(
@@ -417,7 +406,7 @@ def plot_misclassified(
         fontsize=9,
     )
     fig.tight_layout()
-    _save_png(fig, path)
+    write_figure(fig, path)
 
 
 def _git_commit(cwd: Path) -> str:

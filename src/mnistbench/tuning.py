@@ -12,7 +12,6 @@ the number is only an upper bound that was tried (``hit_trial_cap`` says so).
 
 from __future__ import annotations
 
-import io
 import logging
 import tempfile
 from pathlib import Path
@@ -23,7 +22,7 @@ import torch
 from lightning.pytorch.tuner import Tuner
 
 from mnistbench.datamodule import MNISTDataModule
-from mnistbench.io import atomic_path, read_json, write_json
+from mnistbench.io import read_json, write_figure, write_json
 from mnistbench.training import make_classifier, resolve_accelerator
 
 log = logging.getLogger(__name__)
@@ -98,11 +97,7 @@ def tune_model(
         ax.set_ylabel("training loss (smoothed)")
         ax.set_title(f"{name}: learning-rate range test ({lr_steps} steps)")
         fig.tight_layout()
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=110)
-        plt.close(fig)
-        with atomic_path(out / "lr_finder.png") as tmp:
-            tmp.write_bytes(buf.getvalue())
+        write_figure(fig, out / "lr_finder.png")
 
         dm_bs = MNISTDataModule(prepared, settings["batch_size"], seed=settings["seed"])
         found_bs = Tuner(_trainer(settings, Path(root), accelerator)).scale_batch_size(
