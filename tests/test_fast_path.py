@@ -85,3 +85,15 @@ def test_training_data_stay_where_the_trainer_runs(prepared) -> None:
     batch_images, batch_labels = next(iter(dm.train_dataloader()))
     assert batch_images.dtype == torch.uint8 and batch_images.shape == (50, 28, 28)
     assert batch_labels.shape == (50,)
+
+
+def test_a_reloaded_checkpoint_runs_eagerly(tmp_path) -> None:
+    """train.compile speeds up training only: evaluate, predict and export get the plain net."""
+    module = Classifier(arch="lenet5", compile=True)
+    assert module.net._compiled_call_impl is not None
+    trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False)
+    trainer.strategy.connect(module)
+    trainer.save_checkpoint(tmp_path / "c.ckpt")
+    reloaded = Classifier.from_checkpoint(tmp_path / "c.ckpt")
+    assert reloaded.net._compiled_call_impl is None
+    assert not reloaded.hparams.compile

@@ -82,7 +82,11 @@ class Classifier(L.LightningModule):
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, map_location: str = "cpu") -> Classifier:
-        return cls.load_from_checkpoint(str(path), map_location=map_location, weights_only=False)
+        # torch.compile is a training-speed option: a reloaded model (evaluate, predict, ONNX
+        # export) runs eagerly, whatever the run that saved it used.
+        return cls.load_from_checkpoint(
+            str(path), map_location=map_location, weights_only=False, compile=False
+        )
 
     def normalize(self, images: torch.Tensor, augment: bool = False) -> torch.Tensor:
         """uint8 [N, 28, 28] -> float [N, 1, 28, 28], normalised on whatever device holds it."""
