@@ -76,3 +76,17 @@ def test_seeds_on_the_command_line_are_integers() -> None:
 
     # snakemake --config 'seeds=[1,2,3]' passes a list of strings
     assert retype_cli_values({"seeds": ["1", "2", "3"]}) == {"seeds": [1, 2, 3]}
+
+
+def test_only_keeps_the_named_models_before_seeds_expand_them() -> None:
+    cfg = config(seeds=[1, 2], only=["cnn"])
+    cfg["models"]["allconv"] = {}
+    out = validate_config(cfg)
+    assert list(out["models"]) == ["cnn-seed1", "cnn-seed2"]
+    assert out["only"] == []  # applied once: validating the result again keeps it
+    assert list(validate_config(copy.deepcopy(out))["models"]) == ["cnn-seed1", "cnn-seed2"]
+
+
+def test_only_names_an_unknown_model() -> None:
+    with pytest.raises(ConfigError, match=r"only: 'cnnn' .*did you mean 'cnn'"):
+        validate_config(config(only=["cnnn"]))

@@ -138,10 +138,30 @@ def validate_config(
             "invalid configuration (see workflow/schemas/config.schema.yaml for every key):\n"
             + "\n".join(lines)
         )
+    apply_only(config)
     apply_seeds(config)
     expand_sweeps(config, schema)
     check_semantics(config, schema)
     return config
+
+
+def apply_only(config: dict[str, Any]) -> None:
+    """``only: [cnn, lenet5]`` keeps just those models, so one config file holds every recipe and
+    a run (e.g. the multi-seed comparison) picks some without editing it. Applied once: the
+    validated config lists the kept models and an empty ``only``."""
+    only = config.get("only") or []
+    if not only:
+        return
+    models = config.get("models") or {}
+    unknown = [name for name in only if name not in models]
+    if unknown:
+        name = unknown[0]
+        raise ConfigError(
+            f"only: {name!r} is not under `models:`{did_you_mean(name, models)}; "
+            f"configured: {', '.join(models)}"
+        )
+    config["models"] = {name: entry for name, entry in models.items() if name in only}
+    config["only"] = []
 
 
 def apply_seeds(config: dict[str, Any]) -> None:
