@@ -7,7 +7,6 @@ import hashlib
 import http.server
 import shutil
 import struct
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -17,13 +16,14 @@ import numpy as np
 import pytest
 import torch
 
-from mnistbench.data import download, synthetic
+from mnistbench.data import synthetic
 from mnistbench.data.download import MNIST_FILES, copy_local, download_mnist
 from mnistbench.data.idx import read_idx, read_mnist_pair, write_idx
 from mnistbench.data.prepare import load_split, prepare_dataset
 from mnistbench.data.synthetic import make_digits, write_synthetic
 from mnistbench.errors import ConfigError, DataError
 from mnistbench.io import read_json
+from tests.conftest import serve_synthetic_mnist
 
 NAMES = [name for name, _ in MNIST_FILES.values()]
 
@@ -335,24 +335,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 @pytest.fixture()
 def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """Serve small synthetic MNIST files; their md5s become the 'official' ones."""
-    src = tmp_path / "served"
-    write_synthetic(src, 40, 20, seed=1)
-    files = {}
-    for key, (name, _) in list(MNIST_FILES.items()):
-        data = (src / name).read_bytes()
-        files[name] = data
-        monkeypatch.setitem(download.MNIST_FILES, key, (name, hashlib.md5(data).hexdigest()))
-    monkeypatch.setattr(_Handler, "files", files)
-    monkeypatch.setattr(_Handler, "hits", Counter())
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with serve_synthetic_mnist(_Handler, tmp_path, monkeypatch, seed=1) as url:
+        yield url
 
 
 def test_download_falls_back_to_good_mirror(server: str, tmp_path: Path) -> None:

@@ -5,10 +5,8 @@ mirrors; a property-based test feeds random bytes and headers to the IDX reader.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import http.server
 import struct
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -24,6 +22,7 @@ from mnistbench.data.download import MNIST_FILES, copy_local, download_mnist
 from mnistbench.data.idx import read_idx, read_mnist_pair, write_idx
 from mnistbench.data.synthetic import write_synthetic
 from mnistbench.errors import DataError, MnistbenchError
+from tests.conftest import serve_synthetic_mnist
 
 NAMES = [name for name, _ in MNIST_FILES.values()]
 _real_sleep = time.sleep  # the server keeps sleeping while the tests record the client's waits
@@ -88,23 +87,8 @@ class _Mirror(http.server.BaseHTTPRequestHandler):
 @pytest.fixture()
 def mirror(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A mirror on 127.0.0.1 serving small generated files, whose md5s become the official."""
-    src = tmp_path / "served"
-    write_synthetic(src, 40, 20, seed=3)
-    files = {}
-    for key, (name, _) in list(MNIST_FILES.items()):
-        files[name] = (src / name).read_bytes()
-        monkeypatch.setitem(download.MNIST_FILES, key, (name, hashlib.md5(files[name]).hexdigest()))
-    monkeypatch.setattr(_Mirror, "files", files)
-    monkeypatch.setattr(_Mirror, "hits", Counter())
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Mirror)
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with serve_synthetic_mnist(_Mirror, tmp_path, monkeypatch, seed=3) as url:
+        yield url
 
 
 @pytest.fixture()
