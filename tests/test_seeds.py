@@ -54,7 +54,7 @@ def test_seeds_combine_with_a_sweep_and_refuse_a_seed_sweep() -> None:
 def test_seed_summary_mean_and_sample_std() -> None:
     table = pd.DataFrame(
         {
-            "model": ["cnn-seed1", "cnn-seed2", "cnn-seed3", "lenet5", "broken-seed1"],
+            "model": ["cnn-seed2", "cnn-seed10", "cnn-seed1", "lenet5", "broken-seed1"],
             "test_f1": [0.99, 0.98, 0.97, 0.95, np.nan],
             "test_accuracy": [0.99, 0.98, 0.97, 0.95, np.nan],
             "val_f1": [0.9] * 4 + [np.nan],
@@ -64,7 +64,7 @@ def test_seed_summary_mean_and_sample_std() -> None:
     )
     out = seed_summary(table).set_index("model")
     assert list(out.index) == ["cnn", "lenet5"]  # failed runs do not count
-    assert out.loc["cnn", "n_seeds"] == 3 and out.loc["cnn", "seeds"] == "1 2 3"
+    assert out.loc["cnn", "n_seeds"] == 3 and out.loc["cnn", "seeds"] == "1 2 10"  # numeric order
     assert out.loc["cnn", "test_f1_mean"] == pytest.approx(0.98)
     assert out.loc["cnn", "test_f1_std"] == pytest.approx(0.01)  # ddof=1
     assert out.loc["cnn", "train_seconds_mean"] == pytest.approx(20.0)

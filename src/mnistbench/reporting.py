@@ -548,7 +548,7 @@ def seed_summary(table: pd.DataFrame) -> pd.DataFrame:
         row: dict[str, Any] = {
             "model": base,
             "n_seeds": len(runs),
-            "seeds": " ".join(s for s in runs["seed"] if s),
+            "seeds": " ".join(sorted((s for s in runs["seed"] if s), key=int)),
         }
         for col in ("test_f1", "test_accuracy"):
             values = runs[col].astype(float)
