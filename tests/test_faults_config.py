@@ -56,8 +56,8 @@ def _error(config) -> str:
         # SWA starting at or after the last epoch, or an impossible fraction
         (lambda c: c["train"]["swa"].update(epoch_start=10), ["swa.epoch_start=10", "max_epochs"]),
         (
-            lambda c: c["models"]["resnet18"]["train"].update(swa={"epoch_start": 6}),
-            ["models.resnet18", "swa.epoch_start=6", "max_epochs=5"],
+            lambda c: c["models"]["cnn"].update(train={"max_epochs": 5, "swa": {"epoch_start": 6}}),
+            ["models.cnn", "swa.epoch_start=6", "max_epochs=5"],
         ),
         (lambda c: c["train"]["swa"].update(epoch_start=2.5), ["swa.epoch_start = 2.5"]),
         (lambda c: c.update(models={}), ["models"]),
