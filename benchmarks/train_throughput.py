@@ -50,6 +50,7 @@ from mnistbench.config import load_config, resolve_model, validate_config
 from mnistbench.data.prepare import load_split
 from mnistbench.data.synthetic import make_digits
 from mnistbench.datamodule import MNISTDataModule
+from mnistbench.hardware import apply_speed, optimizer_for
 from mnistbench.models import build_model
 from mnistbench.module import Classifier
 from mnistbench.training import resolve_accelerator
@@ -93,22 +94,7 @@ class TutorialModule(L.LightningModule):
         return loss
 
     def configure_optimizers(self):
-        return make_optimizer(self.parameters(), self.optimizer_cfg)
-
-
-def make_optimizer(params, cfg: dict) -> torch.optim.Optimizer:
-    """The configured optimiser, as Classifier.configure_optimizers builds it (no scheduler)."""
-    if cfg["name"] == "sgd":
-        momentum = cfg.get("momentum", 0.9)
-        return torch.optim.SGD(
-            params,
-            lr=cfg["lr"],
-            momentum=momentum,
-            weight_decay=cfg.get("weight_decay", 0.0),
-            nesterov=momentum > 0,
-        )
-    cls = torch.optim.Adam if cfg["name"] == "adam" else torch.optim.AdamW
-    return cls(params, lr=cfg["lr"], weight_decay=cfg.get("weight_decay", 0))
+        return optimizer_for(self.parameters(), self.optimizer_cfg)
 
 
 def write_raw_mnist(root: Path, images: torch.Tensor, labels: torch.Tensor) -> None:
@@ -193,8 +179,11 @@ def run_mnistbench(settings, prepared: Path, accelerator, args, sync) -> list[fl
 
 def run_raw(settings, images, labels, device, args, sync) -> list[float]:
     net = build_model(settings["arch"], **settings["model_kwargs"]).to(device)
-    opt = make_optimizer(net.parameters(), settings["optimizer"])
+    opt = optimizer_for(net.parameters(), settings["optimizer"])
     x_all = ((images.float() / 255 - 0.1307) / 0.3081).unsqueeze(1).to(device)
+    if settings["channels_last"]:  # the memory format mnistbench trains this model in
+        net = net.to(memory_format=torch.channels_last)
+        x_all = x_all.contiguous(memory_format=torch.channels_last)
     y_all = labels.to(device)
     precision = settings["precision"]["gpu" if device.type == "cuda" else "cpu"]
     dtype = torch.float16 if precision.startswith("16") else torch.bfloat16
@@ -252,6 +241,7 @@ def main() -> None:
     )
     p.add_argument("--rounds", type=int, default=2, help="repeats of the method sequence")
     p.add_argument("--precision", default=None, help="override every model's precision")
+    p.add_argument("--channels-last", choices=["config", "auto", "true", "false"], default="config")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--workers", type=int, default=2, help="tutorial DataLoader workers")
     p.add_argument("--warmup", type=int, default=10, help="steps before the first window")
@@ -281,8 +271,15 @@ def main() -> None:
         kind = "gpu" if device.type == "cuda" else "cpu"
         if args.precision:
             settings["precision"][kind] = args.precision
+        if args.channels_last != "config":
+            settings["channels_last"] = {"auto": "auto", "true": True, "false": False}[
+                args.channels_last
+            ]
+        # What training would use here (auto: probed and cached, as in a train job).
+        settings, _ = apply_speed(settings, accelerator)
         row: dict[str, object] = {"model": name, "batch": settings["batch_size"]}
         row["precision"] = settings["precision"][kind]
+        row["channels_last"] = settings["channels_last"]
         windows: dict[str, list[float]] = {m: [] for m in args.methods}
         peaks: dict[str, float] = {m: 0.0 for m in args.methods}
         for _ in range(args.rounds):

@@ -6,6 +6,7 @@ import hashlib
 import http.server
 import os
 import shutil
+import tempfile
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -16,6 +17,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+# `precision: auto` caches its per-machine probes: one cache for the whole session (the
+# workflow runs in subprocesses inherit it), never the user's ~/.cache.
+os.environ.setdefault("MNISTBENCH_CACHE_DIR", tempfile.mkdtemp(prefix="mnistbench-cache-"))
 
 
 @pytest.fixture(scope="session")

@@ -35,7 +35,9 @@ def test_shipped_configs_validate(project_root, default) -> None:
 def test_model_overrides_merge_into_defaults(default) -> None:
     cfg = validate_config(default)
     lenet = resolve_model(cfg, "lenet5")
-    assert lenet["precision"] == {"cpu": "32-true", "gpu": "16-mixed"}  # one key overridden
+    # one key of the scheduler overridden, the others from the defaults
+    assert lenet["scheduler"] == {"name": "onecycle", "max_lr": 0.01, "pct_start": 0.25}
+    assert lenet["precision"] == {"cpu": "auto", "gpu": "auto"}
     assert lenet["optimizer"]["name"] == "adamw"
     alex = resolve_model(cfg, "alexnet_small")
     assert alex["optimizer"]["name"] == "sgd" and alex["max_epochs"] == 10

@@ -120,7 +120,16 @@ def test_local_profile_sets_memory_and_changes_nothing_planned(project) -> None:
             # CPU-only machine (conftest hides any GPU): no GPU claimed.
             assert fields(job["resources"])["gpu"] == "0"
             assert fields(job["resources"]).get("mem_mb") == mem
-        assert text.count("--threads 2 >") == len(MODELS)
+        # 4 cores shared out among 6 train jobs: one thread each, so they run side by side
+        assert len(re.findall(r"train\.py [^\n]*--threads 1 >", text)) == len(MODELS)
+
+
+def test_train_jobs_share_the_cores(project) -> None:
+    """Each train job gets cores // models threads (at least one): all run at once."""
+    for cores, threads in (("2", 1), ("12", 2), ("24", 4)):
+        text = dry_run(project, "--cores", cores, "--printshellcmds")
+        found = re.findall(r"train\.py [^\n]*--threads (\d+) >", text)
+        assert found == [str(threads)] * len(MODELS), cores
 
 
 def test_sweep_config_schedules_one_train_job_per_value(project) -> None:

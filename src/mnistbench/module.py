@@ -22,6 +22,7 @@ from torch.nn import functional as F
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from mnistbench.errors import TrainingError
+from mnistbench.hardware import optimizer_for
 from mnistbench.models import build_model
 
 NUM_CLASSES = 10
@@ -169,24 +170,7 @@ class Classifier(L.LightningModule):
         self.log("val/f1", self.val_f1, on_epoch=True, prog_bar=True)
 
     def configure_optimizers(self) -> Any:
-        opt = self.optimizer_cfg
-        params = self.parameters()
-        if opt["name"] == "sgd":
-            optimizer: torch.optim.Optimizer = torch.optim.SGD(
-                params,
-                lr=opt["lr"],
-                momentum=opt.get("momentum", 0.9),
-                weight_decay=opt.get("weight_decay", 0.0),
-                nesterov=opt.get("momentum", 0.9) > 0,  # Nesterov needs momentum
-            )
-        elif opt["name"] == "adam":
-            optimizer = torch.optim.Adam(
-                params, lr=opt["lr"], weight_decay=opt.get("weight_decay", 0)
-            )
-        else:
-            optimizer = torch.optim.AdamW(
-                params, lr=opt["lr"], weight_decay=opt.get("weight_decay", 0)
-            )
+        optimizer = optimizer_for(self.parameters(), self.optimizer_cfg)
         sched = self.scheduler_cfg
         if sched["name"] == "onecycle":
             total = max(int(self.trainer.estimated_stepping_batches), 4)

@@ -51,12 +51,13 @@ from lightning.pytorch.loggers import CSVLogger
 from mnistbench.datamodule import MNISTDataModule
 from mnistbench.errors import ConfigError, TrainingError
 from mnistbench.evaluation import confusion_matrix, metrics_from_confusion, predict_proba
+from mnistbench.hardware import apply_speed, cpu_name, native_bf16
 from mnistbench.io import atomic_path, read_json, write_json, write_text
 from mnistbench.models import build_model, count_parameters
 from mnistbench.module import Classifier
 
 # The code a resumable checkpoint depends on besides the settings (the architecture's file too).
-TRAINING_CODE = ("training.py", "module.py", "datamodule.py")
+TRAINING_CODE = ("training.py", "module.py", "datamodule.py", "hardware.py")
 FINGERPRINT_KEY = "mnistbench_fingerprint"
 
 log = logging.getLogger(__name__)
@@ -78,9 +79,14 @@ class EpochLog(Callback):
     def __init__(self) -> None:
         self.t0 = time.perf_counter()
 
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.t0 = time.perf_counter()
+
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.is_global_zero:
             return
+        # Wall seconds of training so far, in metrics.csv: the report's time to reach a score.
+        pl_module.log("elapsed_s", time.perf_counter() - self.t0, rank_zero_only=True)
         m = {k: float(v) for k, v in trainer.callback_metrics.items()}
         log.info(
             "epoch %d/%d  train loss %.4f  val loss %.4f  val acc %.4f  val F1 %.4f  (%.0f s)",
@@ -142,6 +148,10 @@ def environment_info() -> dict[str, Any]:
         "lightning": str(L.__version__),
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
+        "cpu": cpu_name(),
+        # What precision choices depend on: AVX2 CPUs emulate bf16, AVX-512 BF16 ones do not.
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "native_bf16": native_bf16("cpu"),
         "cuda_device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "torch_threads": torch.get_num_threads(),
     }
@@ -248,7 +258,19 @@ def train_model(
     rank0 = launched_as_rank0()
     if not rank0:
         log.setLevel(logging.WARNING)  # one job log: the other ranks report problems only
-    precision = settings["precision"]["gpu" if accelerator == "gpu" else "cpu"]
+    if accelerator == "gpu":
+        # TF32 tensor cores for fp32 matrix products (cuDNN convolutions use them already).
+        torch.set_float32_matmul_precision("high")
+    settings, speed = apply_speed(settings, accelerator, probe_allowed=rank0)
+    precision = speed["precision"]
+    if rank0:
+        log.info(
+            "%s: precision %s, %s memory format: %s",
+            settings["name"],
+            precision,
+            "channels-last" if speed["channels_last"] else "default",
+            speed["reason"],
+        )
     L.seed_everything(settings["seed"], workers=True, verbose=False)
 
     stats = read_json(prepared / "stats.json")
@@ -258,7 +280,7 @@ def train_model(
         for published in PUBLISHED:
             (out / published).unlink(missing_ok=True)
     try:
-        return _train(settings, prepared, out, work, stats, accelerator, precision, rank0)
+        return _train(settings, prepared, out, work, stats, accelerator, precision, rank0, speed)
     except Exception:
         # Lightning's own epoch checkpoints are working files: never leave one that a reader
         # could take for a result of a failed run, nor a resume point that led to the failure.
@@ -284,6 +306,7 @@ def _train(
     accelerator: str,
     precision: str,
     rank0: bool,
+    speed: dict[str, Any],
 ) -> dict[str, Any]:
     name = settings["name"]
     devices = int(settings.get("devices", 1))
@@ -451,6 +474,9 @@ def _train(
         "peak_mem_mb": round(peak_mb, 1),
         "peak_gpu_mem_mb": None if peak_gpu_mb is None else round(peak_gpu_mb, 1),
         "precision": precision,
+        "channels_last": bool(settings["channels_last"]),
+        # How precision and memory format were chosen (auto: the probe's images/s per variant).
+        "speed": speed,
         "accelerator": accelerator,
         "threads": torch.get_num_threads(),
         "resumed_after_epoch": resumed_epochs if resume_from is not None else None,

@@ -22,6 +22,7 @@ import torch
 from lightning.pytorch.tuner import Tuner
 
 from mnistbench.datamodule import MNISTDataModule
+from mnistbench.hardware import apply_speed
 from mnistbench.io import read_json, write_figure, write_json
 from mnistbench.training import make_classifier, resolve_accelerator
 
@@ -59,6 +60,7 @@ def tune_model(
     if threads:
         torch.set_num_threads(threads)
     accelerator = resolve_accelerator(settings.get("accelerator", "auto"))
+    settings, _ = apply_speed(settings, accelerator)  # the precision training would use
     stats = read_json(prepared / "stats.json")
     name = settings["name"]
     onecycle = settings["scheduler"]["name"] == "onecycle"

@@ -54,6 +54,13 @@ def model_settings(wildcards):
     return json.dumps(resolve_model(config, wildcards.model), sort_keys=True)
 
 
+def train_threads(wildcards):
+    """Threads of one train job: the cores shared out among the train jobs, so that on a small
+    machine they run side by side. Two one-thread jobs do twice the work of one; one job gains
+    only 1.4-1.8x from a second thread (benchmarks/roofline.py, docs/speed.md)."""
+    return max(1, workflow.cores // max(1, len(MODELS)))
+
+
 def gpus_of(wildcards):
     """The train job's `gpu` resource: `--resources gpu=1` then runs one GPU job at a time, and
     the SLURM profile asks the scheduler for GPUs. Decided here, without importing torch."""

@@ -7,7 +7,7 @@ rule train_model:
         val=rules.prepare_data.output.val,
         stats=rules.prepare_data.output.stats,
         arch=model_code,
-        code=[package_file(f) for f in ("training.py", "module.py", "datamodule.py")],
+        code=[package_file(f) for f in ("training.py", "module.py", "datamodule.py", "hardware.py")],
     output:
         ckpt="results/{dataset}/models/{model}/model.ckpt",
         metrics="results/{dataset}/models/{model}/metrics.csv",
@@ -23,7 +23,7 @@ rule train_model:
         "logs/{dataset}/train_model/{model}.log",
     benchmark:
         "results/{dataset}/benchmarks/train_model/{model}.tsv"
-    threads: 2
+    threads: train_threads
     resources:
         gpu=gpus_of,
     shell:

@@ -30,7 +30,10 @@ rule tune_model:
         val=rules.prepare_data.output.val,
         stats=rules.prepare_data.output.stats,
         arch=model_code,
-        code=[package_file(f) for f in ("tuning.py", "training.py", "module.py", "datamodule.py")],
+        code=[
+            package_file(f)
+            for f in ("tuning.py", "training.py", "module.py", "datamodule.py", "hardware.py")
+        ],
     output:
         suggestion="results/{dataset}/models/{model}/tune/suggestion.json",
         plot=report(
