@@ -55,6 +55,8 @@ COLUMNS = [
     "latency_ms_b256",
     "ckpt_mb",
     "train_seconds",
+    "reference_f1",
+    "time_to_ref_s",
     "peak_mem_mb",
     "precision",
     "status",
@@ -165,6 +167,33 @@ def comparison_table(
     return table.reset_index(drop=True)
 
 
+def time_to_score(history: pd.DataFrame, score: float) -> float:
+    """Training seconds until the validation F1 first reached ``score`` (NaN: never)."""
+    if not {"val_f1", "elapsed_s"} <= set(history.columns):
+        return float("nan")
+    reached = history[history["val_f1"] >= score]
+    return float(reached["elapsed_s"].iloc[0]) if len(reached) else float("nan")
+
+
+def add_references(
+    table: pd.DataFrame, model_dirs: Sequence[str | Path], config: Mapping[str, Any] | None
+) -> pd.DataFrame:
+    """Each model's reference score (``models.<m>.reference.test_f1``) and the training seconds
+    its validation F1 took to reach it (``time_to_ref_s``, from metrics.csv; blank if never)."""
+    table = table.copy()
+    models = (config or {}).get("models") or {}
+    by_name = {Path(d).name: Path(d) for d in model_dirs}
+    for i, name in enumerate(table["model"]):
+        ref = (models.get(name) or {}).get("reference") or {}
+        if "test_f1" not in ref:
+            continue
+        table.loc[i, "reference_f1"] = float(ref["test_f1"])
+        history = by_name.get(name, Path("-")) / "metrics.csv"
+        if history.is_file():
+            table.loc[i, "time_to_ref_s"] = time_to_score(pd.read_csv(history), ref["test_f1"])
+    return table
+
+
 def _markdown(table: pd.DataFrame) -> str:
     shown = table.copy().astype(object)
 
@@ -186,6 +215,8 @@ def _markdown(table: pd.DataFrame) -> str:
         "latency_ms_b256": "{:.4f}",
         "ckpt_mb": "{:.2f}",
         "train_seconds": "{:.0f}",
+        "reference_f1": "{:.4f}",
+        "time_to_ref_s": "{:.0f}",
         "peak_mem_mb": "{:.0f}",
         "precision": "{}",
     }
@@ -463,11 +494,15 @@ def provenance(
             "sha256": {f["name"]: f["sha256"] for f in m.get("files", {}).values()},
         }
     training = {}
+    speed = {}
     for d in map(Path, model_dirs):
         snapshot = d / "config.yaml"
         if snapshot.exists():
             env = (yaml.safe_load(snapshot.read_text()) or {}).get("environment", {})
             training[d.name] = env
+        if (d / "summary.json").exists():  # how precision and memory format were chosen
+            run = read_json(d / "summary.json")
+            speed[d.name] = {k: run.get(k) for k in ("precision", "channels_last", "speed")}
     config_text = json.dumps(config or {}, sort_keys=True, default=str)
     return {
         "git_commit": _git_commit(Path.cwd()),
@@ -479,6 +514,7 @@ def provenance(
             "platform": platform.platform(),
             "training": training,
         },
+        "speed": speed,
         "config_sha256": hashlib.sha256(config_text.encode()).hexdigest(),
         "config": config or {},
     }
@@ -498,10 +534,23 @@ def provenance_rows(prov: Mapping[str, Any]) -> pd.DataFrame:
     seen: dict[str, list[str]] = {}
     for model, env in hw["training"].items():
         device = env.get("cuda_device") or f"CPU, {env.get('torch_threads')} threads"
-        key = f"{env.get('processor')}, {device}; torch {env.get('torch')}"
+        cpu = env.get("cpu") or env.get("processor")
+        if env.get("cpu_capability"):  # bf16 is emulated (slow) without native support
+            bf16 = "native bf16" if env.get("native_bf16") else "no native bf16"
+            cpu = f"{cpu} ({env['cpu_capability']}, {bf16})"
+        key = f"{cpu}, {device}; torch {env.get('torch')}"
         seen.setdefault(key, []).append(model)
     for key, models in seen.items():
         rows.append((f"training hardware ({', '.join(models)})", key))
+    for model, run in (prov.get("speed") or {}).items():
+        layout = ", channels-last" if run.get("channels_last") else ""
+        reason = (run.get("speed") or {}).get("reason")
+        rows.append(
+            (
+                f"precision ({model})",
+                f"{run.get('precision')}{layout}" + (f": {reason}" if reason else ""),
+            )
+        )
     rows.append(("config sha256", f"{prov['config_sha256']} (whole config in provenance.json)"))
     return pd.DataFrame(rows, columns=["item", "value"])
 
@@ -595,6 +644,7 @@ def build_report(
     settings.update((config or {}).get("report", {}))
     resamples = int(settings["bootstrap_resamples"])
     table = comparison_table(model_dirs, failed, resamples, int(settings["seed"]))
+    table = add_references(table, model_dirs, config)
     rounded = table.round(
         {
             "val_f1": 5,
@@ -606,6 +656,7 @@ def build_report(
             "latency_ms_b256": 5,
             "ckpt_mb": 3,
             "train_seconds": 1,
+            "time_to_ref_s": 1,
         }
     )
     rounded["mcnemar_p"] = rounded["mcnemar_p"].map(_significant)
