@@ -27,6 +27,23 @@ def project_root() -> Path:
     return ROOT
 
 
+def model_settings(model: str = "lenet5", **train: object) -> dict:
+    """One model's resolved settings from config/config.yaml, ``train`` keys overridden."""
+    from mnistbench.config import deep_merge, load_config, resolve_model, validate_config
+
+    config = load_config(ROOT / "config/config.yaml")
+    config["train"] = deep_merge(config["train"], train)
+    return resolve_model(validate_config(config), model)
+
+
+def classifier(model: str = "lenet5", **train: object):  # type: ignore[no-untyped-def]
+    """A fresh Classifier for one model of config/config.yaml (MNIST's pixel statistics)."""
+    from mnistbench.training import make_classifier
+
+    stats = {"train": {"pixel_mean": 0.1307, "pixel_std": 0.3081}}
+    return make_classifier(model_settings(model, **train), stats)
+
+
 def copy_project(dest: Path) -> Path:
     """A copy of the workflow (not data/ or results/) to run Snakemake or DVC in isolation.
 

@@ -9,7 +9,7 @@ import torch
 
 from mnistbench.evaluation import count_macs, cpu_latency_ms, median_seconds
 from mnistbench.models import build_model
-from mnistbench.module import Classifier
+from tests.conftest import classifier
 
 # Convolutions: output positions x output channels x (input channels x kernel area); linear
 # layers: inputs x outputs. Activations, pooling and BatchNorm are not counted.
@@ -39,7 +39,7 @@ def test_macs_match_hand_counts(name: str) -> None:
 
 
 def test_latency_per_image_at_each_batch_size() -> None:
-    model = Classifier(net=build_model("lenet5"), arch="lenet5")
+    model = classifier("lenet5")
     images = torch.randint(0, 256, (5, 28, 28), dtype=torch.uint8)  # tiled up to 256
     latency = cpu_latency_ms(model, images, batch_sizes=(1, 256))
     assert set(latency) == {1, 256} and all(v > 0 for v in latency.values())

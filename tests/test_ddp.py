@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import BatchSampler, RandomSampler
 
 from mnistbench.datamodule import RankBatches, batch_loader, shard_bounds
-from tests.conftest import ROOT
+from tests.conftest import ROOT, classifier
 
 SCRIPTS = ROOT / "workflow" / "scripts"
 
@@ -137,10 +137,11 @@ def test_ddp_on_two_cpu_processes(tmp_path: Path) -> None:
 
 
 def test_ddp_leaves_each_ranks_training_sums_alone() -> None:
-    # DDP broadcasts rank 0's buffers before each forward pass; the per-rank training sums
-    # (summed across ranks once per epoch) must be exempt, the network's buffers not.
-    from mnistbench.module import Classifier
-
-    module = Classifier(arch="resnet18")
-    own = {n for n, _ in module.named_buffers() if not n.startswith("net.")}
-    assert own == set(module._ddp_params_and_buffers_to_ignore)
+    # DDP broadcasts rank 0's buffers before each forward pass (and SWA/EMA average and swap
+    # them); the per-rank epoch sums (summed across ranks once per epoch) must be exempt, the
+    # network's buffers not: the sums are plain tensors, the module's only buffers the network's.
+    module = classifier("resnet18")
+    assert {n for n, _ in module.named_buffers() if not n.startswith("net.")} == set()
+    assert any(n.startswith("net.") for n, _ in module.named_buffers())  # BatchNorm statistics
+    module._reset("train")
+    assert not any(t is s for t in module.buffers() for s in module.sums["train"])

@@ -11,6 +11,7 @@ from mnistbench.data.synthetic import make_digits
 from mnistbench.datamodule import MNISTDataModule
 from mnistbench.models import build_model
 from mnistbench.module import Classifier, random_affine
+from tests.conftest import classifier
 
 
 def test_random_affine_without_range_is_the_identity() -> None:
@@ -71,8 +72,8 @@ def test_epoch_statistics_match_the_predictions(project_root, prepared) -> None:
     trainer.fit(module, datamodule=dm)
     m = trainer.callback_metrics
     assert {"train/loss", "train/acc", "train/f1", "val/f1"} <= set(m)
-    assert int(module.train_confusion.sum()) == 400  # every training image counted once
-    cm = module.train_confusion.view(10, 10)
+    assert int(module.sums["train"][0].sum()) == 400  # every training image counted once
+    cm = module.sums["train"][0].view(10, 10)
     assert float(m["train/acc"]) == pytest.approx(float(cm.diagonal().sum() / 400))
     assert 0.0 <= float(m["train/f1"]) <= 1.0
 
@@ -89,7 +90,7 @@ def test_training_data_stay_where_the_trainer_runs(prepared) -> None:
 
 def test_a_reloaded_checkpoint_runs_eagerly(tmp_path) -> None:
     """train.compile speeds up training only: evaluate, predict and export get the plain net."""
-    module = Classifier(arch="lenet5", compile=True)
+    module = classifier("lenet5", compile=True)
     assert module.net._compiled_call_impl is not None
     trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False)
     trainer.strategy.connect(module)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mnistbench.evaluation import confusion_matrix, metrics_from_confusion
+from mnistbench.metrics import confusion_matrix, scores
 
 
 def test_confusion_matrix_counts() -> None:
@@ -18,7 +18,7 @@ def test_confusion_matrix_counts() -> None:
 def test_metrics_by_hand() -> None:
     # true\pred: class 0: 1 right, 1 called "1"; class 1: 2 right; class 2: 1 called "0".
     cm = np.array([[1, 1, 0], [0, 2, 0], [1, 0, 0]])
-    m = metrics_from_confusion(cm)
+    m = scores(cm)
     # precision: 1/2, 2/3, 0 (never predicted); recall: 1/2, 1, 0
     # F1: class0 = 0.5; class1 = 2*(2/3*1)/(2/3+1) = 0.8; class2 = 0
     assert m["accuracy"] == pytest.approx(3 / 5)
@@ -35,7 +35,7 @@ def test_metrics_match_torchmetrics() -> None:
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 10, 500)
     preds = np.where(rng.random(500) < 0.8, labels, rng.integers(0, 10, 500))
-    ours = metrics_from_confusion(confusion_matrix(labels, preds))["f1_macro"]
+    ours = scores(confusion_matrix(labels, preds))["f1_macro"]
     theirs = multiclass_f1_score(
         torch.tensor(preds), torch.tensor(labels), num_classes=10, average="macro"
     )

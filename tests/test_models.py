@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from mnistbench.config import architecture_file
 from mnistbench.errors import ConfigError
-from mnistbench.models import available_models, build_model, count_parameters, model_source
+from mnistbench.models import available_models, build_model, count_parameters
 
 # Counted by hand from the reference architectures (weights + biases).
 EXPECTED_PARAMS = {
@@ -31,7 +32,7 @@ def test_shape_and_parameter_count(name: str) -> None:
     assert count_parameters(net) == EXPECTED_PARAMS[name]
     out = net(torch.randn(3, 1, 28, 28))
     assert out.shape == (3, 10)
-    assert model_source(name).endswith(f"{name}.py")
+    assert architecture_file(name).is_file()  # the file a model's jobs depend on
 
 
 def test_unknown_model_names_the_choices() -> None:

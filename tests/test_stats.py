@@ -5,11 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mnistbench.evaluation import confusion_matrix, metrics_from_confusion
+from mnistbench.metrics import confusion_matrix, macro_f1, scores
 from mnistbench.stats import (
     bootstrap_f1,
     bootstrap_indices,
-    macro_f1,
     mcnemar_exact,
     pareto_front,
     percentile_interval,
@@ -51,13 +50,21 @@ def test_mcnemar_refuses_different_test_sets() -> None:
         mcnemar_exact(np.ones(3, bool), np.ones(4, bool))
 
 
-def test_macro_f1_matches_the_confusion_matrix_definition() -> None:
+def f1_of(labels: np.ndarray, preds: np.ndarray) -> float:
+    return float(macro_f1(confusion_matrix(labels, preds)))
+
+
+def test_bootstrap_scores_with_the_confusion_matrix_definition() -> None:
+    """The bootstrap's stacked matrices give what scoring each resample alone gives, with a class
+    never predicted scoring 0."""
     rng = np.random.default_rng(1)
     y = rng.integers(0, 10, 500)
     p = np.where(rng.random(500) < 0.8, y, rng.integers(0, 10, 500))
-    p[p == 9] = 8  # a class never predicted scores 0 in both
-    expected = metrics_from_confusion(confusion_matrix(y, p))["f1_macro"]
-    assert macro_f1(y, p) == pytest.approx(expected, abs=1e-12)
+    p[p == 9] = 8  # a class never predicted scores 0
+    expected = scores(confusion_matrix(y, p))["f1_macro"]
+    assert scores(confusion_matrix(y, p))["f1_per_class"][9] == 0.0
+    identity = np.arange(500)[None, :]
+    assert bootstrap_f1(y, p, identity)[0] == pytest.approx(expected, abs=1e-12)
 
 
 def test_vectorised_bootstrap_equals_a_loop() -> None:
@@ -66,7 +73,7 @@ def test_vectorised_bootstrap_equals_a_loop() -> None:
     p = np.where(rng.random(300) < 0.9, y, rng.integers(0, 10, 300))
     idx = bootstrap_indices(300, 37, seed=5)
     fast = bootstrap_f1(y, p, idx, chunk=8)  # several chunks, the last one partial
-    slow = [macro_f1(y[i], p[i]) for i in idx]
+    slow = [f1_of(y[i], p[i]) for i in idx]
     np.testing.assert_allclose(fast, slow, atol=1e-12)
     np.testing.assert_array_equal(idx, bootstrap_indices(300, 37, seed=5))  # seeded
 
@@ -85,7 +92,7 @@ def test_interval_width_matches_the_binomial_approximation() -> None:
     p[::200] = (p[::200] + 1) % 10  # 50 errors, 5 per class
     scores = bootstrap_f1(y, p, bootstrap_indices(10_000, 1000, seed=0))
     low, high = percentile_interval(scores)
-    point = macro_f1(y, p)
+    point = f1_of(y, p)
     assert low < point < high
     assert (high - low) / 2 == pytest.approx(0.00138, rel=0.2)
 

@@ -6,7 +6,8 @@ import copy
 
 import pytest
 
-from mnistbench.config import load_config, resolve_model, train_gpus, validate_config
+from mnistbench.config import load_config, resolve_model, validate_config
+from mnistbench.devices import train_gpus
 from mnistbench.errors import ConfigError
 from tests.conftest import ROOT
 

@@ -7,8 +7,9 @@ import stat
 
 import pytest
 
+from mnistbench.config import swa_start_epoch
 from mnistbench.io import atomic_path, write_text
-from mnistbench.training import epoch_table, swa_start_epoch
+from mnistbench.training import epoch_table
 
 
 def test_epoch_table_merges_train_val_and_lr_rows(tmp_path) -> None:

@@ -11,9 +11,7 @@ from __future__ import annotations
 import copy
 import difflib
 import itertools
-import os
 import re
-import shutil
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -257,23 +255,6 @@ def expand_sweeps(config: dict[str, Any], schema: Mapping[str, Any]) -> None:
     config["models"] = expanded
 
 
-def train_gpus(settings: Mapping[str, Any], nvidia_smi: str | None = "which") -> int:
-    """GPUs one train job occupies, decided without importing torch (Snakemake's `gpu` resource).
-
-    ``accelerator: gpu`` takes ``devices`` GPUs; ``auto`` does so when ``nvidia-smi`` is on
-    PATH and CUDA_VISIBLE_DEVICES does not hide every GPU; ``cpu`` takes none.
-    """
-    accelerator = settings.get("accelerator", "auto")
-    if accelerator == "auto":
-        if nvidia_smi == "which":
-            nvidia_smi = shutil.which("nvidia-smi")
-        hidden = os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1")
-        on_gpu = bool(nvidia_smi) and not hidden
-    else:
-        on_gpu = accelerator == "gpu"
-    return int(settings.get("devices", 1)) if on_gpu else 0
-
-
 def check_semantics(config: dict[str, Any], schema: dict[str, Any]) -> None:
     """Checks a JSON schema cannot express: merged per-model settings, registered names."""
     import jsonschema
@@ -320,12 +301,18 @@ def _check_swa(name: str, resolved: Mapping[str, Any]) -> None:
             f"models.{name}.train.swa.epoch_start = {start}: give an integer epoch index or a "
             "fraction of max_epochs below 1"
         )
-    first = int(max_epochs * start) if start < 1 else int(start)
-    if first >= max_epochs:
+    if swa_start_epoch(swa, max_epochs) >= max_epochs:
         raise ConfigError(
             f"models.{name}: swa.epoch_start={start} is not before the last "
             f"epoch (max_epochs={max_epochs}); lower it or disable SWA"
         )
+
+
+def swa_start_epoch(swa: Mapping[str, Any], max_epochs: int) -> int:
+    """The first averaged epoch (0-based): ``epoch_start`` as an index, or as a fraction (< 1)
+    of ``max_epochs``. Training passes this epoch to Lightning: the check and the run agree."""
+    start = swa["epoch_start"]
+    return int(max_epochs * start) if start < 1 else int(start)
 
 
 def _check_val_size(config: Mapping[str, Any]) -> None:

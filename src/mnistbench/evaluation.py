@@ -1,8 +1,5 @@
-"""Test-set evaluation: metrics from one confusion matrix, so every number is traceable.
-
-Macro-F1, accuracy, macro precision and recall and per-class F1 are all derived from the
-confusion matrix (rows: true class, columns: predicted class); the unit tests check them
-against hand-computed values.
+"""Test-set evaluation: the scores (``mnistbench.metrics``, from one confusion matrix, so every
+number is traceable) and the costs (MACs, CPU latency, checkpoint size) of one trained model.
 """
 
 from __future__ import annotations
@@ -17,40 +14,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from mnistbench.data.idx import NUM_CLASSES
 from mnistbench.data.prepare import load_split
 from mnistbench.io import atomic_path, write_figure, write_json, write_text
+from mnistbench.metrics import confusion_matrix, scores
 from mnistbench.models import count_parameters
-from mnistbench.module import NUM_CLASSES, Classifier
+from mnistbench.module import Classifier
 
 log = logging.getLogger(__name__)
-
-
-def confusion_matrix(
-    labels: np.ndarray, preds: np.ndarray, num_classes: int = NUM_CLASSES
-) -> np.ndarray:
-    cm = np.zeros((num_classes, num_classes), dtype=np.int64)
-    np.add.at(cm, (np.asarray(labels, dtype=np.int64), np.asarray(preds, dtype=np.int64)), 1)
-    return cm
-
-
-def metrics_from_confusion(cm: np.ndarray) -> dict[str, Any]:
-    """Accuracy, macro precision/recall/F1 and per-class F1; a class never predicted scores 0."""
-    cm = np.asarray(cm, dtype=np.float64)
-    tp = np.diag(cm)
-    predicted = cm.sum(axis=0)
-    actual = cm.sum(axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        precision = np.where(predicted > 0, tp / predicted, 0.0)
-        recall = np.where(actual > 0, tp / actual, 0.0)
-        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
-    total = cm.sum()
-    return {
-        "accuracy": float(tp.sum() / total) if total else 0.0,
-        "f1_macro": float(f1.mean()),
-        "precision_macro": float(precision.mean()),
-        "recall_macro": float(recall.mean()),
-        "f1_per_class": [float(v) for v in f1],
-    }
 
 
 @torch.inference_mode()
@@ -161,7 +132,7 @@ def evaluate(
     preds = proba.argmax(dim=1).numpy()
     y = labels.numpy()
     cm = confusion_matrix(y, preds)
-    metrics = metrics_from_confusion(cm)
+    metrics = scores(cm)
     result = {
         "model": model_name,
         "arch": model.hparams.arch,

@@ -5,13 +5,15 @@ architecture name and its kwargs are saved as hyperparameters so a checkpoint al
 enough to rebuild the model (``Classifier.from_checkpoint``).
 
 Speed: batches arrive as uint8 and are augmented and normalised here, on the device that
-trains, as whole batches. Training accuracy and F1 come from a 10x10 confusion matrix
-accumulated on the device with one ``bincount`` per step and logged once per epoch, so a step
-costs little more than the network's own forward and backward pass.
+trains, as whole batches. Training and validation accuracy and F1 come from a 10x10 confusion
+matrix accumulated on the device with one ``bincount`` per step; once per epoch it is summed over
+the processes and scored by ``mnistbench.metrics`` (the definition evaluation and the report
+use), so a step costs little more than the network's own forward and backward pass.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -19,48 +21,45 @@ import lightning as L
 import torch
 from torch import nn
 from torch.nn import functional as F
-from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
+from mnistbench.data.idx import NUM_CLASSES
 from mnistbench.errors import TrainingError
 from mnistbench.hardware import optimizer_for
+from mnistbench.metrics import accuracy, macro_f1
 from mnistbench.models import build_model
-
-NUM_CLASSES = 10
 
 
 class Classifier(L.LightningModule):
     def __init__(
         self,
+        arch: str,
+        model_kwargs: dict[str, Any],
+        optimizer: dict[str, Any],
+        scheduler: dict[str, Any],
+        label_smoothing: float,
+        pixel_mean: float,
+        pixel_std: float,
+        augment: dict[str, Any],
+        channels_last: bool,
+        compile: bool,
         net: nn.Module | None = None,
-        arch: str = "cnn",
-        model_kwargs: dict[str, Any] | None = None,
-        optimizer: dict[str, Any] | None = None,
-        scheduler: dict[str, Any] | None = None,
-        label_smoothing: float = 0.0,
-        pixel_mean: float = 0.1307,
-        pixel_std: float = 0.3081,
-        augment: dict[str, Any] | None = None,
-        channels_last: bool = False,
-        compile: bool = False,
     ) -> None:
+        """The settings are a model's resolved ``train`` keys (``from_settings``); ``net`` is the
+        built architecture (rebuilt from ``arch`` and ``model_kwargs`` when a checkpoint loads)."""
         super().__init__()
         self.save_hyperparameters(ignore=["net"])
-        self.net = net if net is not None else build_model(arch, **(model_kwargs or {}))
-        self.optimizer_cfg = optimizer or {"name": "adamw", "lr": 1e-3, "weight_decay": 0.01}
-        self.scheduler_cfg = scheduler or {"name": "none"}
-        self.augment_cfg = augment if augment and augment.get("enabled") else None
+        self.net = net if net is not None else build_model(arch, **model_kwargs)
+        self.optimizer_cfg = optimizer
+        self.scheduler_cfg = scheduler
+        self.augment_cfg = augment if augment["enabled"] else None
         if channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
         if compile:
             self.net.compile()  # in place: state_dict keys stay those of the plain network
-        # Training statistics, summed on the device and read once per epoch.
-        self.register_buffer("train_confusion", torch.zeros(NUM_CLASSES**2), persistent=False)
-        self.register_buffer("train_loss_sum", torch.zeros(()), persistent=False)
-        # Each rank sums its own batches; DDP must not overwrite them with rank 0's buffers
-        # before every forward pass (as it does for BatchNorm statistics).
-        self._ddp_params_and_buffers_to_ignore = ["train_confusion", "train_loss_sum"]
-        self.val_acc = MulticlassAccuracy(NUM_CLASSES, average="micro")
-        self.val_f1 = MulticlassF1Score(NUM_CLASSES, average="macro")
+        # Per-epoch sums on the device, per split: confusion counts and the summed loss. Plain
+        # tensors, not buffers: each rank sums its own batches (DDP broadcasts rank 0's buffers
+        # before every forward pass), and weight averaging (SWA, EMA) averages and swaps buffers.
+        self.sums: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
     @classmethod
     def from_settings(
@@ -76,9 +75,9 @@ class Classifier(L.LightningModule):
             label_smoothing=settings["label_smoothing"],
             pixel_mean=pixel_mean,
             pixel_std=pixel_std,
-            augment=settings.get("augment"),
-            channels_last=settings.get("channels_last", False),
-            compile=settings.get("compile", False),
+            augment=settings["augment"],
+            channels_last=settings["channels_last"],
+            compile=settings["compile"],
         )
 
     @classmethod
@@ -112,62 +111,77 @@ class Classifier(L.LightningModule):
         # A CPU check is free; on a GPU it waits for the device, so check every 32nd step there
         # (and on the epoch's summed loss, which a NaN anywhere turns into NaN).
         if (self.device.type == "cpu" or batch_idx % 32 == 0) and not torch.isfinite(loss):
-            self._non_finite(loss, f"batch {batch_idx}")
-        with torch.no_grad():
-            pairs = labels * NUM_CLASSES + logits.argmax(dim=1)
-            self.train_confusion += torch.bincount(pairs, minlength=NUM_CLASSES**2)
-            self.train_loss_sum += loss.detach().float() * labels.shape[0]
+            self._non_finite(loss.item(), f"batch {batch_idx}")
+        self._count("train", logits, labels, loss)
         return loss
 
-    def _non_finite(self, loss: torch.Tensor, where: str) -> None:
+    def _reset(self, split: str) -> None:
+        self.sums[split] = (
+            torch.zeros(NUM_CLASSES**2, dtype=torch.long, device=self.device),
+            torch.zeros((), device=self.device),
+        )
+
+    @torch.no_grad()
+    def _count(self, split: str, logits: torch.Tensor, labels: torch.Tensor, loss: torch.Tensor):
+        if split not in self.sums:
+            self._reset(split)
+        confusion, loss_sum = self.sums[split]
+        pairs = labels * NUM_CLASSES + logits.argmax(dim=1)
+        confusion.add_(torch.bincount(pairs, minlength=NUM_CLASSES**2))
+        loss_sum.add_(loss.detach().float() * labels.shape[0])
+
+    def _epoch_scores(self, split: str) -> dict[str, float] | None:
+        """Loss, accuracy and macro-F1 of the epoch's batches, summed over every process first
+        (DDP), so that they are those of the whole split; None before any batch."""
+        if split not in self.sums:
+            return None
+        reduce = self.trainer.strategy.reduce
+        confusion, loss_sum = (reduce(t.clone(), reduce_op="sum") for t in self.sums[split])
+        cm = confusion.view(NUM_CLASSES, NUM_CLASSES).cpu().numpy()
+        seen = cm.sum()
+        if seen == 0:
+            return None
+        return {
+            "loss": float(loss_sum) / seen,
+            "acc": accuracy(cm),
+            "f1": macro_f1(cm),
+        }
+
+    def _non_finite(self, loss: float, where: str) -> None:
         raise TrainingError(
-            f"the training loss became {loss.item()} at epoch {self.current_epoch}, "
+            f"the training loss became {loss} at epoch {self.current_epoch}, "
             f"{where}; lower the learning rate (optimizer.lr / scheduler.max_lr) "
             "or use precision 32-true. No checkpoint was published."
         )
 
     def on_train_epoch_start(self) -> None:
-        self.train_confusion.zero_()
-        self.train_loss_sum.zero_()
+        self._reset("train")
 
     def on_validation_epoch_start(self) -> None:
+        self._reset("val")
         # Validation runs at the end of each training epoch, before the epoch-end hooks that
         # callbacks (logging, checkpointing) read: publish the training statistics here.
         if self.trainer.state.fn != "fit" or self.trainer.sanity_checking:
             return
-        # Sum over processes first (DDP), so the metrics are those of the whole epoch.
-        reduce = self.trainer.strategy.reduce
-        cm = reduce(self.train_confusion.clone(), reduce_op="sum").view(NUM_CLASSES, NUM_CLASSES)
-        seen = cm.sum()
-        if seen == 0:
+        train = self._epoch_scores("train")
+        if train is None:
             return
-        loss = reduce(self.train_loss_sum.clone(), reduce_op="sum") / seen
-        if not torch.isfinite(loss):
-            self._non_finite(loss, "summed over the epoch")
-        tp = cm.diagonal()
-        f1 = 2 * tp / (cm.sum(0) + cm.sum(1)).clamp(min=1)
-        present = (cm.sum(0) + cm.sum(1)) > 0
-        self.log("train/loss", loss)
-        self.log("train/acc", tp.sum() / seen)
-        self.log("train/f1", f1[present].mean())
+        if not math.isfinite(train["loss"]):
+            self._non_finite(train["loss"], "summed over the epoch")
+        for name, value in train.items():
+            self.log(f"train/{name}", value)
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         images, labels = batch
         logits = self(images)
-        self.val_acc(logits, labels)
-        self.val_f1(logits, labels)
-        # The metric objects' states (per-class counts) are summed across ranks when computed,
-        # so val/acc and val/f1 are those of the whole split, as one process would get them.
-        self.log(
-            "val/loss",
-            self._loss(logits, labels),
-            on_epoch=True,
-            prog_bar=True,
-            sync_dist=True,
-            batch_size=int(labels.shape[0]),
-        )
-        self.log("val/acc", self.val_acc, on_epoch=True, prog_bar=True)
-        self.log("val/f1", self.val_f1, on_epoch=True, prog_bar=True)
+        self._count("val", logits, labels, self._loss(logits, labels))
+
+    def on_validation_epoch_end(self) -> None:
+        # The counts of every process are summed first: val/acc and val/f1 are those of the
+        # whole split, as one process would get them (and the same on every rank).
+        val = self._epoch_scores("val")
+        for name, value in (val or {}).items():
+            self.log(f"val/{name}", value, prog_bar=True)
 
     def configure_optimizers(self) -> Any:
         optimizer = optimizer_for(self.parameters(), self.optimizer_cfg)
@@ -175,7 +189,7 @@ class Classifier(L.LightningModule):
         if sched["name"] == "onecycle":
             total = max(int(self.trainer.estimated_stepping_batches), 4)
             # OneCycle divides by its warm-up length: keep it at least 2 steps on tiny runs.
-            pct_start = min(max(sched.get("pct_start", 0.25), 2 / total), 0.5)
+            pct_start = min(max(sched["pct_start"], 2 / total), 0.5)
             scheduler: Any = torch.optim.lr_scheduler.OneCycleLR(
                 optimizer, max_lr=sched["max_lr"], total_steps=total, pct_start=pct_start
             )
@@ -194,10 +208,7 @@ class Classifier(L.LightningModule):
 
 
 def random_affine(
-    x: torch.Tensor,
-    degrees: float = 10.0,
-    translate: float = 0.1,
-    scale: list[float] | tuple[float, float] = (0.9, 1.1),
+    x: torch.Tensor, degrees: float, translate: float, scale: list[float] | tuple[float, float]
 ) -> torch.Tensor:
     """Random rotation, shift and scale of a whole batch [N, 1, H, W] (0 = background).
 

@@ -12,26 +12,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-NUM_CLASSES = 10
-
-
-def macro_f1_from_counts(tp: np.ndarray, predicted: np.ndarray, actual: np.ndarray) -> np.ndarray:
-    """Macro-F1 over the last axis from per-class counts, the same definition as
-    ``evaluation.metrics_from_confusion`` (a class never predicted, or absent, scores 0)."""
-    tp, predicted, actual = (np.asarray(a, dtype=np.float64) for a in (tp, predicted, actual))
-    # F1 = 2 tp / (predicted + actual): equal to 2PR / (P + R), and 0 where tp is 0.
-    denom = predicted + actual
-    with np.errstate(divide="ignore", invalid="ignore"):
-        f1 = np.where(denom > 0, 2.0 * tp / denom, 0.0)
-    return f1.mean(axis=-1)
-
-
-def macro_f1(labels: np.ndarray, preds: np.ndarray, num_classes: int = NUM_CLASSES) -> float:
-    labels, preds = np.asarray(labels, dtype=np.int64), np.asarray(preds, dtype=np.int64)
-    tp = np.bincount(labels[labels == preds], minlength=num_classes)
-    predicted = np.bincount(preds, minlength=num_classes)
-    actual = np.bincount(labels, minlength=num_classes)
-    return float(macro_f1_from_counts(tp, predicted, actual))
+from mnistbench.data.idx import NUM_CLASSES
+from mnistbench.metrics import macro_f1
 
 
 def bootstrap_indices(n: int, resamples: int, seed: int) -> np.ndarray:
@@ -50,27 +32,22 @@ def bootstrap_f1(
     chunk: int = 200,
 ) -> np.ndarray:
     """Macro-F1 of each resample (one row of ``indices`` each), without a Python loop over
-    resamples: per-class counts of all resamples in a chunk come from one ``bincount`` over
-    ``resample * num_classes + class``. Chunks bound the memory to a few ``chunk x n`` arrays."""
+    resamples: the confusion matrices of all resamples in a chunk come from one ``bincount``
+    over ``(resample * C + true) * C + predicted``, scored by ``metrics.macro_f1`` as a stack.
+    Chunks bound the memory to a few ``chunk x n`` arrays."""
     labels = np.asarray(labels, dtype=np.int64)
     preds = np.asarray(preds, dtype=np.int64)
     if labels.shape != preds.shape or labels.ndim != 1:
         raise ValueError(f"labels {labels.shape} and predictions {preds.shape} must be 1-D, equal")
     scores = np.empty(indices.shape[0], dtype=np.float64)
+    cells = num_classes * num_classes
     for start in range(0, indices.shape[0], chunk):
         idx = indices[start : start + chunk]
         rows = idx.shape[0]
-        offset = (np.arange(rows, dtype=np.int64) * num_classes)[:, None]
-        y, p = labels[idx], preds[idx]
-        size = rows * num_classes
-
-        def counts(keys: np.ndarray, size: int = size, rows: int = rows) -> np.ndarray:
-            return np.bincount(keys.ravel(), minlength=size).reshape(rows, num_classes)
-
-        tp = counts((y + offset)[y == p])
-        scores[start : start + rows] = macro_f1_from_counts(
-            tp, counts(p + offset), counts(y + offset)
-        )
+        offset = (np.arange(rows, dtype=np.int64) * cells)[:, None]
+        keys = offset + labels[idx] * num_classes + preds[idx]
+        cms = np.bincount(keys.ravel(), minlength=rows * cells)
+        scores[start : start + rows] = macro_f1(cms.reshape(rows, num_classes, num_classes))
     return scores
 
 

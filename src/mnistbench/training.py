@@ -48,11 +48,14 @@ from lightning.pytorch.callbacks import (
 )
 from lightning.pytorch.loggers import CSVLogger
 
+from mnistbench.config import swa_start_epoch
 from mnistbench.datamodule import MNISTDataModule
+from mnistbench.devices import accelerator_for
 from mnistbench.errors import ConfigError, TrainingError
-from mnistbench.evaluation import confusion_matrix, metrics_from_confusion, predict_proba
+from mnistbench.evaluation import predict_proba
 from mnistbench.hardware import apply_speed, cpu_name, native_bf16
 from mnistbench.io import atomic_path, read_json, write_json, write_text
+from mnistbench.metrics import confusion_matrix, macro_f1
 from mnistbench.models import build_model, count_parameters
 from mnistbench.module import Classifier
 
@@ -101,20 +104,16 @@ class EpochLog(Callback):
 
 
 def resolve_accelerator(requested: str) -> str:
-    if requested == "auto":
-        return "gpu" if torch.cuda.is_available() else "cpu"
-    if requested == "gpu" and not torch.cuda.is_available():
+    """The device to train on (``devices.accelerator_for``, as the workflow claimed it), checked
+    against what this torch build can use."""
+    accelerator = accelerator_for(requested)
+    if accelerator == "gpu" and not torch.cuda.is_available():
         raise ConfigError(
-            "train.accelerator is 'gpu' but no CUDA GPU is visible; use 'auto' or 'cpu'"
+            f"train.accelerator is {requested!r} and a GPU is visible (nvidia-smi), but this torch "
+            "build cannot use it (torch.cuda.is_available() is false); install a CUDA build of "
+            "torch or set train.accelerator: cpu"
         )
-    return requested
-
-
-def swa_start_epoch(swa: dict[str, Any], max_epochs: int) -> int:
-    start = swa["epoch_start"]
-    if isinstance(start, float) and start < 1:
-        return int(max_epochs * start)
-    return int(start)
+    return accelerator
 
 
 def epoch_table(*lightning_csvs: Path) -> pd.DataFrame:
@@ -138,7 +137,7 @@ def epoch_table(*lightning_csvs: Path) -> pd.DataFrame:
 
 def val_f1_of(model: Classifier, images: torch.Tensor, labels: torch.Tensor) -> float:
     preds = predict_proba(model, images).argmax(dim=1).numpy()
-    return metrics_from_confusion(confusion_matrix(labels.numpy(), preds))["f1_macro"]
+    return macro_f1(confusion_matrix(labels.numpy(), preds))
 
 
 def environment_info() -> dict[str, Any]:
@@ -367,12 +366,14 @@ def _train(
         )
     swa = settings["swa"]
     if swa["enabled"]:
+        first = swa_start_epoch(swa, settings["max_epochs"])
         callbacks.append(
             StochasticWeightAveraging(
                 # Reach the constant SWA rate within one epoch: the default (10 epochs) is longer
                 # than the whole averaging phase of a 10-epoch run.
                 swa_lrs=float(swa["lr"]),
-                swa_epoch_start=swa["epoch_start"],
+                # Lightning takes an epoch index from 1 on; epoch 0 only as the fraction 0.0.
+                swa_epoch_start=first if first >= 1 else 0.0,
                 annealing_epochs=1,
             )
         )

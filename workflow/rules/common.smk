@@ -18,9 +18,9 @@ from mnistbench.config import (
     model_names,
     resolve_model,
     retype_cli_values,
-    train_gpus,
     validate_config,
 )
+from mnistbench.devices import train_gpus
 from mnistbench.errors import ConfigError
 
 # Nested values given with --config (e.g. data='{val_size: 500}') arrive as strings: retype them

@@ -22,7 +22,7 @@ from mnistbench.io import atomic_path
 GZIP_MAGIC = b"\x1f\x8b"
 UBYTE_CODE = 0x08
 IMAGE_SIDE = 28
-N_CLASSES = 10
+NUM_CLASSES = 10
 
 _FIX = "re-download it or delete it so the workflow fetches it again"
 
@@ -132,7 +132,7 @@ def read_mnist_pair(
             f"{images_path} has {images.shape[0]} images but {labels_path} has "
             f"{labels.shape[0]} labels; the two files do not belong together - re-download both"
         )
-    bad = np.unique(labels[labels >= N_CLASSES])
+    bad = np.unique(labels[labels >= NUM_CLASSES])
     if bad.size:
         shown = ", ".join(str(int(v)) for v in bad[:10])
         raise DataError(

@@ -14,18 +14,17 @@ import numpy as np
 import torch
 
 from mnistbench.data.download import MNIST_FILES
-from mnistbench.data.idx import IMAGE_SIDE, N_CLASSES, read_mnist_pair
+from mnistbench.data.idx import IMAGE_SIDE, NUM_CLASSES, read_mnist_pair
 from mnistbench.errors import ConfigError, DataError
 from mnistbench.io import atomic_path, write_json
 
-SPLITS = ("train", "val", "test")
 _RERUN = "rerun the prepare step (delete the file if needed) to regenerate it"
 
 
 def _split_stats(labels: np.ndarray) -> dict[str, Any]:
     return {
         "count": int(labels.shape[0]),
-        "class_counts": np.bincount(labels, minlength=N_CLASSES).astype(int).tolist(),
+        "class_counts": np.bincount(labels, minlength=NUM_CLASSES).astype(int).tolist(),
     }
 
 
@@ -128,6 +127,6 @@ def load_split(path: str | os.PathLike[str]) -> tuple[torch.Tensor, torch.Tensor
         )
     if labels.shape[0] != images.shape[0]:
         raise DataError(f"{path}: {images.shape[0]} images but {labels.shape[0]} labels; {_RERUN}")
-    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= N_CLASSES):
+    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= NUM_CLASSES):
         raise DataError(f"{path}: labels outside 0..9; {_RERUN}")
     return images, labels

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from mnistbench.data.download import MNIST_FILES, build_manifest
-from mnistbench.data.idx import IMAGE_SIDE, N_CLASSES, write_idx
+from mnistbench.data.idx import IMAGE_SIDE, NUM_CLASSES, write_idx
 from mnistbench.errors import ConfigError
 
 GENERATOR_VERSION = 1
@@ -141,7 +141,7 @@ def make_digits(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     fields, starts, counts = _fields()
 
-    labels = rng.permutation(np.arange(n) % N_CLASSES).astype(np.uint8)
+    labels = rng.permutation(np.arange(n) % NUM_CLASSES).astype(np.uint8)
     variant = starts[labels] + (rng.random(n) * counts[labels]).astype(np.int64)
 
     # Random forward affine A = R(theta) @ Shear @ diag(sx, sy); we sample with its inverse.

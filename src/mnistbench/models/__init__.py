@@ -17,7 +17,7 @@ from mnistbench.errors import ConfigError
 
 Builder = Callable[..., nn.Module]
 _REGISTRY: dict[str, Builder] = {}
-_SOURCES: dict[str, str] = {}
+_SOURCES: dict[str, str] = {}  # name -> module, for the error on a duplicate
 
 
 def register(name: str) -> Callable[[Builder], Builder]:
@@ -40,13 +40,6 @@ def _discover() -> None:
 
 def available_models() -> list[str]:
     return sorted(_REGISTRY)
-
-
-def model_source(name: str) -> str:
-    """Module file of an architecture: the workflow lists it as an input of that model's jobs."""
-    _check(name)
-    module = importlib.import_module(_SOURCES[name])
-    return str(module.__file__)
 
 
 def _check(name: str) -> None:
