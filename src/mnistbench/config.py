@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import functools
 import itertools
 import re
 from collections.abc import Iterable, Mapping
@@ -20,7 +21,10 @@ import yaml
 
 from mnistbench.errors import ConfigError
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+# Package data (also linked from workflow/schemas/, where the Snakemake catalog looks for it): the
+# one description of every key, and the one place its default is written.
+SCHEMA_PATH = Path(__file__).resolve().parent / "schema" / "config.schema.yaml"
+SCHEMA_REF = "workflow/schemas/config.schema.yaml"
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 # Training images of the official MNIST training file (data.source = mnist).
 MNIST_TRAIN_SIZE = 60000
@@ -111,14 +115,46 @@ def load_config(*paths: str | Path) -> dict[str, Any]:
     return config
 
 
+@functools.cache
+def load_schema(schema_path: str | Path = SCHEMA_PATH) -> dict[str, Any]:
+    with open(schema_path, encoding="utf-8") as fh:
+        return yaml.safe_load(fh)
+
+
+def schema_default(dotted: str) -> Any:
+    """The default of a config key (e.g. ``report.seed``, ``train.optimizer.lr``; a block such
+    as ``report`` gives all of its keys) as the schema states it: code that runs without a
+    config (a library call, a test) takes it from here."""
+    schema = load_schema()
+
+    def resolve(node: Mapping[str, Any]) -> Mapping[str, Any]:
+        if "$ref" in node:  # "#/$defs/train"
+            return schema["$defs"][node["$ref"].rsplit("/", 1)[-1]]
+        return node
+
+    def defaults(node: Mapping[str, Any]) -> Any:
+        node = resolve(node)
+        if "properties" not in node:
+            return copy.deepcopy(node["default"])
+        return {k: defaults(v) for k, v in node["properties"].items() if _has_default(resolve(v))}
+
+    node: Mapping[str, Any] = schema
+    for part in dotted.split("."):
+        node = resolve(node)["properties"][part]
+    return defaults(node)
+
+
+def _has_default(node: Mapping[str, Any]) -> bool:
+    return "default" in node or "properties" in node
+
+
 def validate_config(
     config: dict[str, Any], schema_path: str | Path = SCHEMA_PATH
 ) -> dict[str, Any]:
     """Validate against the JSON schema, filling defaults; errors name the key's path."""
     import jsonschema
 
-    with open(schema_path, encoding="utf-8") as fh:
-        schema = yaml.safe_load(fh)
+    schema = load_schema(schema_path)
     validator_cls = jsonschema.validators.validator_for(schema)
 
     def set_defaults(validator, properties, instance, schema):  # type: ignore[no-untyped-def]
@@ -133,8 +169,7 @@ def validate_config(
     if errors:
         lines = [_schema_error_line(err) for err in errors[:10]]
         raise ConfigError(
-            "invalid configuration (see workflow/schemas/config.schema.yaml for every key):\n"
-            + "\n".join(lines)
+            f"invalid configuration (see {SCHEMA_REF} for every key):\n" + "\n".join(lines)
         )
     apply_only(config)
     apply_seeds(config)
@@ -346,6 +381,11 @@ def model_names(config: Mapping[str, Any]) -> list[str]:
     return list((config.get("models") or {}).keys())
 
 
+def architecture(config: Mapping[str, Any], name: str) -> str:
+    """A model's registered architecture: its ``arch``, by default its own name."""
+    return (config["models"][name] or {}).get("arch", name)
+
+
 def resolve_model(config: Mapping[str, Any], name: str) -> dict[str, Any]:
     """Everything one model's training needs: the ``train`` defaults merged with its overrides."""
     models = config.get("models") or {}
@@ -358,6 +398,6 @@ def resolve_model(config: Mapping[str, Any], name: str) -> dict[str, Any]:
     entry = models[name] or {}
     resolved = deep_merge(config.get("train") or {}, entry.get("train") or {})
     resolved["name"] = name
-    resolved["arch"] = entry.get("arch", name)
+    resolved["arch"] = architecture(config, name)
     resolved["model_kwargs"] = dict(entry.get("model_kwargs") or {})
     return resolved

@@ -30,6 +30,7 @@ from torch.utils.data import (
     SequentialSampler,
 )
 
+from mnistbench.config import schema_default
 from mnistbench.data.prepare import load_split
 
 
@@ -100,13 +101,12 @@ def batch_loader(
 class MNISTDataModule(L.LightningDataModule):
     """Serves the prepared ``train.pt``/``val.pt``/``test.pt`` of one data set."""
 
-    def __init__(
-        self, prepared_dir: str | Path, batch_size: int, eval_batch_size: int = 1000, seed: int = 0
-    ) -> None:
+    def __init__(self, prepared_dir: str | Path, batch_size: int, seed: int = 0) -> None:
         super().__init__()
         self.prepared_dir = Path(prepared_dir)
         self.batch_size = batch_size
-        self.eval_batch_size = eval_batch_size
+        # Validation and test batches: as large as the test set's (evaluate.batch_size default).
+        self.eval_batch_size = schema_default("evaluate.batch_size")
         self.seed = seed
         self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 

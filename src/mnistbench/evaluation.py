@@ -14,9 +14,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from mnistbench.config import schema_default
 from mnistbench.data.idx import NUM_CLASSES
 from mnistbench.data.prepare import load_split
-from mnistbench.io import atomic_path, write_figure, write_json, write_text
+from mnistbench.io import atomic_path, pyplot, write_figure, write_json, write_text
 from mnistbench.metrics import confusion_matrix, scores
 from mnistbench.models import count_parameters
 from mnistbench.module import Classifier
@@ -25,8 +26,12 @@ log = logging.getLogger(__name__)
 
 
 @torch.inference_mode()
-def predict_proba(model: Classifier, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
-    """Class probabilities in fp32, batch by batch (evaluation never uses reduced precision)."""
+def predict_proba(
+    model: Classifier, images: torch.Tensor, batch_size: int | None = None
+) -> torch.Tensor:
+    """Class probabilities in fp32, batch by batch (evaluation never uses reduced precision);
+    ``batch_size`` images at a time, by default ``evaluate.batch_size``'s default."""
+    batch_size = batch_size or schema_default("evaluate.batch_size")
     model.eval()
     device = next(model.parameters()).device
     out = []
@@ -88,10 +93,7 @@ def cpu_latency_ms(
 
 
 def plot_confusion(cm: np.ndarray, title: str, path: str | Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(5.2, 4.6))
     # Log colour scale: the diagonal holds ~1000 images, the errors a handful.
@@ -115,7 +117,7 @@ def evaluate(
     test_split: str | Path,
     out_dir: str | Path,
     model_name: str,
-    batch_size: int = 1000,
+    batch_size: int,
     measure_latency: bool = True,
 ) -> dict[str, Any]:
     """Score a trained checkpoint on the test split; writes metrics.json, confusion.{csv,png},

@@ -112,16 +112,16 @@ def machine_signature(device: torch.device | str = "cpu") -> dict[str, Any]:
 def optimizer_for(params: Iterable[torch.nn.Parameter], cfg: Mapping[str, Any]):
     """The configured optimiser (``train.optimizer``): training, probes and benchmarks alike."""
     if cfg["name"] == "sgd":
-        momentum = cfg.get("momentum", 0.9)
+        momentum = cfg["momentum"]
         return torch.optim.SGD(
             params,
             lr=cfg["lr"],
             momentum=momentum,
-            weight_decay=cfg.get("weight_decay", 0.0),
+            weight_decay=cfg["weight_decay"],
             nesterov=momentum > 0,  # Nesterov needs momentum
         )
     cls = torch.optim.Adam if cfg["name"] == "adam" else torch.optim.AdamW
-    return cls(params, lr=cfg["lr"], weight_decay=cfg.get("weight_decay", 0))
+    return cls(params, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
 
 
 def cache_dir() -> Path:

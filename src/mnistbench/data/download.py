@@ -16,23 +16,12 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from mnistbench.config import schema_default
 from mnistbench.data.idx import GZIP_MAGIC, read_idx, read_mnist_pair, write_idx
+from mnistbench.data.manifest import MANIFEST_NAME, MNIST_FILES, build_manifest, file_digests
 from mnistbench.errors import ConfigError, DataError
-from mnistbench.io import atomic_path, read_json, write_json
+from mnistbench.io import atomic_path, read_json
 
-MNIST_FILES: dict[str, tuple[str, str]] = {
-    "train_images": ("train-images-idx3-ubyte.gz", "f68b3c2dcbeaaa9fbdd348bbdeb94873"),
-    "train_labels": ("train-labels-idx1-ubyte.gz", "d53e105ee54ea40749a09fcbcd1e9432"),
-    "test_images": ("t10k-images-idx3-ubyte.gz", "9fb629c4189551a2d022fa330f9573f3"),
-    "test_labels": ("t10k-labels-idx1-ubyte.gz", "ec29112dd5afa0611ce80d1b7f02629c"),
-}
-
-DEFAULT_MIRRORS = [
-    "https://ossci-datasets.s3.amazonaws.com/mnist/",
-    "https://storage.googleapis.com/cvdf-datasets/mnist/",
-]
-
-MANIFEST_NAME = "manifest.json"
 _CHUNK = 1 << 16
 _USER_AGENT = "mnistbench/0.1 (+urllib)"
 
@@ -43,17 +32,6 @@ class _AttemptError(Exception):
     def __init__(self, message: str, permanent: bool = False) -> None:
         super().__init__(message)
         self.permanent = permanent
-
-
-def file_digests(path: str | os.PathLike[str]) -> tuple[str, str, int]:
-    """Return (sha256, md5, size) of a file, streaming so large files are fine."""
-    sha, md5, size = hashlib.sha256(), hashlib.md5(), 0
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            sha.update(chunk)
-            md5.update(chunk)
-            size += len(chunk)
-    return sha.hexdigest(), md5.hexdigest(), size
 
 
 def _md5(path: Path) -> str:
@@ -142,30 +120,6 @@ def _download_one(
     )
 
 
-def build_manifest(
-    out_dir: str | os.PathLike[str], source: str, origin: Any, *, write: bool = True
-) -> dict[str, Any]:
-    """Describe the four files in ``out_dir`` (hashes, sizes, shapes) and, by default, write
-    ``out_dir/manifest.json`` atomically, so every later step can tell which data it saw."""
-    out = Path(out_dir)
-    files: dict[str, Any] = {}
-    for key, (name, official) in MNIST_FILES.items():
-        path = out / name
-        sha256, md5, size = file_digests(path)
-        files[key] = {
-            "name": name,
-            "sha256": sha256,
-            "md5": md5,
-            "bytes": size,
-            "shape": list(read_idx(path).shape),
-            "official_md5": md5 == official,
-        }
-    manifest = {"source": source, "origin": origin, "files": files}
-    if write:
-        write_json(out / MANIFEST_NAME, manifest)
-    return manifest
-
-
 def _validate_pairs(directory: Path, names: dict[str, Path] | None = None) -> None:
     """Check both image/label pairs; ``names`` overrides where each key's file is."""
 
@@ -179,12 +133,16 @@ def _validate_pairs(directory: Path, names: dict[str, Path] | None = None) -> No
 def download_mnist(
     out_dir: str | os.PathLike[str],
     mirrors: list[str] | None = None,
-    retries: int = 3,
-    timeout: float = 60.0,
-    backoff: float = 1.0,
+    retries: int | None = None,
+    timeout: float | None = None,
+    backoff: float | None = None,
 ) -> dict[str, Any]:
-    """Download (or reuse verified copies of) the four MNIST files and write the manifest."""
-    mirrors = list(DEFAULT_MIRRORS if mirrors is None else mirrors)
+    """Download (or reuse verified copies of) the four MNIST files and write the manifest.
+    A setting left out is the config's default (``data.mirrors``, ``data.download_*``)."""
+    mirrors = list(schema_default("data.mirrors") if mirrors is None else mirrors)
+    retries = schema_default("data.download_retries") if retries is None else retries
+    timeout = schema_default("data.download_timeout_s") if timeout is None else timeout
+    backoff = schema_default("data.download_backoff_s") if backoff is None else backoff
     if not mirrors:
         raise ConfigError("data.mirrors is empty; list at least one MNIST mirror URL")
     if retries < 1:
@@ -259,23 +217,3 @@ def copy_local(local_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str
         else:
             write_idx(dest, read_idx(source))
     return build_manifest(out, "local", str(src.resolve()))
-
-
-def fetch_raw(data: dict[str, Any], out_dir: str | os.PathLike[str]) -> dict[str, Any]:
-    """The raw files as the config's ``data`` block describes them: generated (``source:
-    synthetic``), copied from ``local_dir``, or downloaded from ``mirrors``. Both orchestrators
-    end here: Snakemake passes the keys as arguments, DVC the config file."""
-    if data["source"] == "synthetic":
-        from mnistbench.data.synthetic import write_synthetic
-
-        syn = data["synthetic"]
-        return write_synthetic(out_dir, syn["n_train"], syn["n_test"], syn["seed"])
-    if data.get("local_dir"):
-        return copy_local(data["local_dir"], out_dir)
-    return download_mnist(
-        out_dir,
-        data.get("mirrors"),
-        retries=data.get("download_retries", 3),
-        timeout=data.get("download_timeout_s", 60.0),
-        backoff=data.get("download_backoff_s", 1.0),
-    )

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from mnistbench.data.download import MNIST_FILES
 from mnistbench.data.idx import IMAGE_SIDE, NUM_CLASSES, read_mnist_pair
+from mnistbench.data.manifest import MNIST_FILES
 from mnistbench.errors import ConfigError, DataError
 from mnistbench.io import atomic_path, write_json
 

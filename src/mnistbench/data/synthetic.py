@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from mnistbench.data.download import MNIST_FILES, build_manifest
 from mnistbench.data.idx import IMAGE_SIDE, NUM_CLASSES, write_idx
+from mnistbench.data.manifest import MNIST_FILES, build_manifest
 from mnistbench.errors import ConfigError
 
 GENERATOR_VERSION = 1

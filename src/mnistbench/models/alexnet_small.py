@@ -5,11 +5,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from mnistbench.data.idx import NUM_CLASSES
 from mnistbench.models import register
 
 
 class AlexNetSmall(nn.Module):
-    def __init__(self, num_classes: int = 10, dropout: float = 0.0) -> None:
+    def __init__(self, num_classes: int = NUM_CLASSES, dropout: float = 0.0) -> None:
         super().__init__()
 
         def block(cin: int, cout: int) -> nn.Sequential:
@@ -31,5 +32,5 @@ class AlexNetSmall(nn.Module):
 
 
 @register("alexnet_small")
-def build(num_classes: int = 10, dropout: float = 0.0) -> nn.Module:
+def build(num_classes: int = NUM_CLASSES, dropout: float = 0.0) -> nn.Module:
     return AlexNetSmall(num_classes, dropout)

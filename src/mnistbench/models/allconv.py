@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from mnistbench.data.idx import NUM_CLASSES
 from mnistbench.models import register
 
 
@@ -27,7 +28,7 @@ def conv_bn(cin: int, cout: int, kernel: int, stride: int = 1) -> nn.Sequential:
 
 
 class AllConv(nn.Module):
-    def __init__(self, num_classes: int = 10, dropout: float = 0.25) -> None:
+    def __init__(self, num_classes: int = NUM_CLASSES, dropout: float = 0.25) -> None:
         super().__init__()
         self.features = nn.Sequential(
             conv_bn(1, 32, 3),  # 28 -> 26
@@ -49,5 +50,5 @@ class AllConv(nn.Module):
 
 
 @register("allconv")
-def build(num_classes: int = 10, dropout: float = 0.25) -> nn.Module:
+def build(num_classes: int = NUM_CLASSES, dropout: float = 0.25) -> nn.Module:
     return AllConv(num_classes, dropout)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from mnistbench.data.idx import NUM_CLASSES
 from mnistbench.models import register
 
 
 class CNN(nn.Module):
     def __init__(
-        self, num_classes: int = 10, dropout1: float = 0.25, dropout2: float = 0.5
+        self, num_classes: int = NUM_CLASSES, dropout1: float = 0.25, dropout2: float = 0.5
     ) -> None:
         super().__init__()
         self.features = nn.Sequential(
@@ -34,5 +35,7 @@ class CNN(nn.Module):
 
 
 @register("cnn")
-def build(num_classes: int = 10, dropout1: float = 0.25, dropout2: float = 0.5) -> nn.Module:
+def build(
+    num_classes: int = NUM_CLASSES, dropout1: float = 0.25, dropout2: float = 0.5
+) -> nn.Module:
     return CNN(num_classes, dropout1, dropout2)

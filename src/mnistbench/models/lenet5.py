@@ -6,11 +6,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from mnistbench.data.idx import NUM_CLASSES
 from mnistbench.models import register
 
 
 class LeNet5(nn.Module):
-    def __init__(self, num_classes: int = 10, activation: str = "relu") -> None:
+    def __init__(self, num_classes: int = NUM_CLASSES, activation: str = "relu") -> None:
         super().__init__()
         self.act = nn.ReLU() if activation == "relu" else nn.Tanh()
         self.conv1 = nn.Conv2d(1, 6, 5)  # 32 -> 28
@@ -31,5 +32,5 @@ class LeNet5(nn.Module):
 
 
 @register("lenet5")
-def build(num_classes: int = 10, activation: str = "relu") -> nn.Module:
+def build(num_classes: int = NUM_CLASSES, activation: str = "relu") -> nn.Module:
     return LeNet5(num_classes, activation)

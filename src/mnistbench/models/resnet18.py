@@ -5,11 +5,12 @@ from __future__ import annotations
 from torch import nn
 from torchvision.models import resnet18
 
+from mnistbench.data.idx import NUM_CLASSES
 from mnistbench.models import register
 
 
 @register("resnet18")
-def build(num_classes: int = 10) -> nn.Module:
+def build(num_classes: int = NUM_CLASSES) -> nn.Module:
     # Keep torchvision's 7x7/2 stem and max-pool: on 28x28 inputs that is 7x7 maps at layer1,
     # which keeps a CPU epoch affordable; only the input channels and the head change.
     net = resnet18(weights=None, num_classes=num_classes)

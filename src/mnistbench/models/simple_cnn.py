@@ -6,11 +6,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from mnistbench.data.idx import NUM_CLASSES
 from mnistbench.models import register
 
 
 class SimpleCNN(nn.Module):
-    def __init__(self, num_classes: int = 10) -> None:
+    def __init__(self, num_classes: int = NUM_CLASSES) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(1, 10, 5)  # 28 -> 24, pool -> 12
         self.conv2 = nn.Conv2d(10, 20, 3)  # 12 -> 10
@@ -25,5 +26,5 @@ class SimpleCNN(nn.Module):
 
 
 @register("simple_cnn")
-def build(num_classes: int = 10) -> nn.Module:
+def build(num_classes: int = NUM_CLASSES) -> nn.Module:
     return SimpleCNN(num_classes)
