@@ -38,10 +38,10 @@ def fake_model(root: Path, name: str, f1: float) -> Path:
 
 def outputs(tmp_path: Path) -> dict[str, Path]:
     return {
-        "csv_path": tmp_path / "comparison.csv",
-        "md_path": tmp_path / "comparison.md",
-        "curves_path": tmp_path / "figures/learning_curves.png",
-        "f1_params_path": tmp_path / "figures/f1_vs_params.png",
+        "csv": tmp_path / "comparison.csv",
+        "md": tmp_path / "comparison.md",
+        "curves": tmp_path / "figures/learning_curves.png",
+        "f1_params": tmp_path / "figures/f1_vs_params.png",
     }
 
 
@@ -53,37 +53,37 @@ def rows(path: Path) -> list[dict[str, str]]:
 def test_complete_table_has_status_ok(tmp_path: Path) -> None:
     dirs = [fake_model(tmp_path / "m", "a", 0.9), fake_model(tmp_path / "m", "b", 0.95)]
     out = outputs(tmp_path)
-    build_report(dirs, **out)
-    table = rows(out["csv_path"])
+    build_report(dirs, out)
+    table = rows(out["csv"])
     assert [r["model"] for r in table] == ["b", "a"] and {r["status"] for r in table} == {"ok"}
-    assert not out["md_path"].read_text().startswith("**Incomplete")
-    assert out["csv_path"].stat().st_mtime > 0
+    assert not out["md"].read_text().startswith("**Incomplete")
+    assert out["csv"].stat().st_mtime > 0
 
 
 def test_failed_models_are_listed_last_and_the_table_says_incomplete(tmp_path: Path) -> None:
     dirs = [fake_model(tmp_path / "m", "a", 0.9), tmp_path / "m/broken", tmp_path / "m/later"]
     out = outputs(tmp_path)
     failed = {"broken": "failed (see logs/x/train_model/broken.log)", "later": "not run"}
-    build_report(dirs, **out, failed=failed)
-    table = rows(out["csv_path"])
+    build_report(dirs, out, failed=failed)
+    table = rows(out["csv"])
     assert [(r["model"], r["status"]) for r in table] == [("a", "ok"), *failed.items()]
     assert table[1]["test_f1"] == "" and table[1]["params"] == ""
-    md = out["md_path"].read_text()
+    md = out["md"].read_text()
     assert md.startswith("**Incomplete: 2 of 3 models have no result (broken, later)")
     assert "broken.log" in md and "nan" not in md
-    assert out["curves_path"].exists() and out["f1_params_path"].exists()
+    assert out["curves"].exists() and out["f1_params"].exists()
     # Older than any input: the next Snakemake run rebuilds it.
-    assert out["csv_path"].stat().st_mtime == 0 and out["md_path"].stat().st_mtime == 0
+    assert out["csv"].stat().st_mtime == 0 and out["md"].stat().st_mtime == 0
 
 
 def test_no_stale_figures_when_every_model_failed(tmp_path: Path) -> None:
     out = outputs(tmp_path)
-    build_report([fake_model(tmp_path / "m", "a", 0.9)], **out)
-    build_report([tmp_path / "m/a"], **out, failed={"a": "failed (see a.log)"})
-    assert not out["curves_path"].exists() and not out["f1_params_path"].exists()
-    assert [r["status"] for r in rows(out["csv_path"])] == ["failed (see a.log)"]
+    build_report([fake_model(tmp_path / "m", "a", 0.9)], out)
+    build_report([tmp_path / "m/a"], out, failed={"a": "failed (see a.log)"})
+    assert not out["curves"].exists() and not out["f1_params"].exists()
+    assert [r["status"] for r in rows(out["csv"])] == ["failed (see a.log)"]
 
 
 def test_missing_results_without_failed_status_are_an_error(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="summary.json: missing; train and evaluate model 'x'"):
-        build_report([tmp_path / "x"], **outputs(tmp_path))
+        build_report([tmp_path / "x"], outputs(tmp_path))

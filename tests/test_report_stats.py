@@ -95,24 +95,24 @@ def report(tmp_path: Path) -> dict[str, Path]:
         },
     )
     out = {
-        "csv_path": tmp_path / "comparison.csv",
-        "md_path": tmp_path / "comparison.md",
-        "curves_path": tmp_path / "fig/curves.png",
-        "f1_params_path": tmp_path / "fig/f1_params.png",
-        "f1_ci_path": tmp_path / "fig/f1_ci.png",
-        "pareto_path": tmp_path / "fig/pareto.png",
-        "gallery_path": tmp_path / "fig/misclassified.png",
+        "csv": tmp_path / "comparison.csv",
+        "md": tmp_path / "comparison.md",
+        "curves": tmp_path / "fig/curves.png",
+        "f1_params": tmp_path / "fig/f1_params.png",
+        "f1_ci": tmp_path / "fig/f1_ci.png",
+        "pareto": tmp_path / "fig/pareto.png",
+        "gallery": tmp_path / "fig/misclassified.png",
         "provenance_csv": tmp_path / "provenance.csv",
         "provenance_json": tmp_path / "provenance.json",
-        "seeds_csv": tmp_path / "seeds.csv",
+        "seeds": tmp_path / "seeds.csv",
     }
     config = {"dataset": "x", "report": {"bootstrap_resamples": 200, "seed": 3, "gallery_size": 8}}
     build_report(
         dirs,
-        **out,
+        out,
+        config,
         test_split=tmp_path / "test.pt",
         manifest=tmp_path / "manifest.json",
-        config=config,
     )
     return {**out, "root": tmp_path}
 
@@ -123,7 +123,7 @@ def rows(path: Path) -> list[dict[str, str]]:
 
 
 def test_table_has_intervals_p_values_and_costs(report: dict[str, Path]) -> None:
-    table = {r["model"]: r for r in rows(report["csv_path"])}
+    table = {r["model"]: r for r in rows(report["csv"])}
     assert list(table) == ["a", "c", "b"]
     for r in table.values():
         assert float(r["ci_low"]) <= float(r["test_f1"]) <= float(r["ci_high"])
@@ -136,12 +136,12 @@ def test_table_has_intervals_p_values_and_costs(report: dict[str, Path]) -> None
     _, _, p = mcnemar_exact(a["preds"] == a["labels"], b["preds"] == b["labels"])
     assert float(table["b"]["mcnemar_p"]) == pytest.approx(p, rel=1e-2) and p < 1e-3
     assert float(table["c"]["mcnemar_p"]) > 0.05
-    md = report["md_path"].read_text()
+    md = report["md"].read_text()
     assert "ci_low" in md and "mcnemar_p" in md and "nan" not in md
 
 
 def test_new_figures_and_provenance_are_written(report: dict[str, Path]) -> None:
-    for key in ("f1_ci_path", "pareto_path", "gallery_path"):
+    for key in ("f1_ci", "pareto", "gallery"):
         assert report[key].stat().st_size > 5000, key
     prov = json.loads(report["provenance_json"].read_text())
     assert prov["data"]["sha256"] == {"t10k-images-idx3-ubyte.gz": "ab" * 32}
@@ -151,19 +151,17 @@ def test_new_figures_and_provenance_are_written(report: dict[str, Path]) -> None
     items = {r["item"]: r["value"] for r in rows(report["provenance_csv"])}
     assert "git commit" in items and items["sha256 t10k-images-idx3-ubyte.gz"] == "ab" * 32
     assert any(k.startswith("training hardware (a, b, c)") for k in items)
-    assert [r["n_seeds"] for r in rows(report["seeds_csv"])] == ["1", "1", "1"]
+    assert [r["n_seeds"] for r in rows(report["seeds"])] == ["1", "1", "1"]
 
 
 def test_intervals_are_reproducible(report: dict[str, Path], tmp_path: Path) -> None:
-    first = report["csv_path"].read_text()
+    first = report["csv"].read_text()
     dirs = [report["root"] / "m" / m for m in "abc"]
     again = tmp_path / "again.csv"
     build_report(
         dirs,
-        again,
-        tmp_path / "x.md",
-        tmp_path / "c.png",
-        tmp_path / "p.png",
+        {"csv": again, "md": tmp_path / "x.md", "curves": tmp_path / "c.png"}
+        | {"f1_params": tmp_path / "p.png"},
         config={"report": {"bootstrap_resamples": 200, "seed": 3}},
     )
     cols = lambda text: [ln.split(",")[:7] for ln in text.splitlines()]  # noqa: E731
@@ -180,8 +178,6 @@ def test_predictions_of_other_test_images_are_refused(report: dict[str, Path]) -
     with pytest.raises(DataError, match="other test images"):
         build_report(
             [root / "m" / m for m in "abc"],
-            root / "z.csv",
-            root / "z.md",
-            root / "z1.png",
-            root / "z2.png",
+            {"csv": root / "z.csv", "md": root / "z.md", "curves": root / "z1.png"}
+            | {"f1_params": root / "z2.png"},
         )

@@ -61,6 +61,16 @@ def read_json(path: str | os.PathLike[str]) -> Any:
         return json.load(fh)
 
 
+def pyplot() -> Any:
+    """matplotlib.pyplot on the file-only Agg backend (jobs have no display)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def write_figure(fig: Any, path: str | os.PathLike[str], dpi: int = 110) -> None:
     """Render a matplotlib figure to PNG in memory, close it, and publish it atomically."""
     import io

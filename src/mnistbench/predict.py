@@ -23,7 +23,7 @@ import yaml
 from mnistbench.data.prepare import load_split
 from mnistbench.errors import MnistbenchError
 from mnistbench.evaluation import predict_proba
-from mnistbench.io import write_figure, write_text
+from mnistbench.io import pyplot, write_figure, write_text
 from mnistbench.module import NUM_CLASSES, Classifier
 
 log = logging.getLogger(__name__)
@@ -195,10 +195,7 @@ def save_grid(
     images: np.ndarray, rows: list[dict[str, Any]], out: str | Path, max_images: int = 64
 ) -> None:
     """The inputs as the model saw them, each titled with its prediction and probability."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     predicted = [r for r in rows if r.get("label") is not None][:max_images]
     n = len(predicted)

@@ -1,0 +1,67 @@
+"""The report step: the comparison of every run, rebuilt from the files the train and evaluate
+steps publish (``summary.json``, ``metrics.csv``, test ``metrics.json`` and ``predictions.npz``),
+so Snakemake and DVC build the same one.
+
+``tables`` (the comparison, its Markdown form, the summary over seeds), ``statistics`` (bootstrap
+interval of test F1, McNemar's test against the best run: ``mnistbench.stats``), ``figures`` and
+``provenance`` (code, packages, data, hardware, config); ``docs`` renders the tables of the
+documentation from a results directory.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from mnistbench.config import schema_default
+from mnistbench.reporting.figures import write_figures
+from mnistbench.reporting.provenance import write_provenance
+from mnistbench.reporting.tables import (
+    OK,
+    add_references,
+    comparison_table,
+    seed_summary,
+    write_tables,
+)
+
+__all__ = ["build_report", "seed_summary"]
+log = logging.getLogger(__name__)
+
+
+def build_report(
+    model_dirs: Sequence[str | Path],
+    out: Mapping[str, str | Path],
+    config: Mapping[str, Any] | None = None,
+    failed: Mapping[str, str] | None = None,
+    test_split: str | Path | None = None,
+    manifest: str | Path | None = None,
+) -> pd.DataFrame:
+    """Write the table and figures to the paths ``out`` names (``mnistbench.pipeline.OUTPUTS``'s
+    names; ``csv``, ``md``, ``curves`` and ``f1_params`` at least, the others when given). With
+    ``failed`` (run -> why, after a failed run) the failed runs are listed as such and the
+    figures show the others: nothing looks like a complete comparison. The statistics' settings
+    are the config's ``report`` block (the schema's defaults without a config)."""
+    failed = dict(failed or {})
+    settings = {**schema_default("report"), **((config or {}).get("report") or {})}
+    table = comparison_table(model_dirs, failed, settings["bootstrap_resamples"], settings["seed"])
+    table = add_references(table, model_dirs, config)
+    write_tables(table, out)
+    ok = table[table["status"] == OK].reset_index(drop=True)
+    write_figures(ok, model_dirs, dict(out), settings, test_split)
+    done = [d for d in model_dirs if Path(d).name not in failed]
+    write_provenance(done, out, manifest, config)
+    if failed:
+        # Dated 1970: older than any input, so the next run rebuilds the report even if the
+        # failed runs' outputs appear without Snakemake knowing (e.g. made by hand).
+        for name in ("csv", "md", "seeds"):
+            if name in out:
+                os.utime(out[name], (0, 0))
+        log.warning("partial comparison written to %s; failed: %s", out["csv"], ", ".join(failed))
+    else:
+        log.info("comparison of %d runs written to %s", len(table), out["csv"])
+    return table

@@ -1,0 +1,263 @@
+"""The report's figures: learning curves, test F1 against size, with intervals, against costs
+(Pareto fronts), and the best run's misclassified test digits."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mnistbench.errors import DataError
+from mnistbench.io import pyplot, write_figure
+from mnistbench.reporting.statistics import load_predictions
+from mnistbench.stats import pareto_front
+
+ERROR_FLOOR = 1e-5  # where an error of exactly 0 is drawn on the log-scale error axis
+
+
+def plot_learning_curves(model_dirs: Sequence[str | Path], path: str | Path) -> None:
+    plt = pyplot()
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for d in map(Path, model_dirs):
+        hist = pd.read_csv(d / "metrics.csv")
+        name = d.name
+        (line,) = axes[0].plot(hist["epoch"], hist["val_loss"], marker="o", label=f"{name} val")
+        if "train_loss" in hist:
+            axes[0].plot(
+                hist["epoch"],
+                hist["train_loss"],
+                ls="--",
+                color=line.get_color(),
+                label=f"{name} train",
+            )
+        # 1 - F1 on a log scale: every model ends between 0.97 and 1.0 F1, where a linear axis
+        # hides the differences that matter. A perfect epoch (error 0) is drawn at the floor.
+        axes[1].plot(
+            hist["epoch"],
+            (1 - hist["val_f1"]).clip(lower=ERROR_FLOOR),
+            marker="o",
+            color=line.get_color(),
+            label=f"{name} val",
+        )
+        if "train_f1" in hist:
+            axes[1].plot(
+                hist["epoch"],
+                (1 - hist["train_f1"]).clip(lower=ERROR_FLOOR),
+                ls="--",
+                color=line.get_color(),
+            )
+    axes[0].set(
+        xlabel="epoch", ylabel="cross-entropy loss", title="Loss (solid: val, dashed: train)"
+    )
+    axes[0].set_yscale("log")
+    axes[1].set(
+        xlabel="epoch",
+        ylabel="1 - macro-F1 (log scale)",
+        title="Error: 1 - macro-F1 (solid: val, dashed: train)",
+    )
+    axes[1].set_yscale("log")
+    axes[0].legend(fontsize=7, ncol=2)
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    write_figure(fig, path)
+
+
+def plot_f1_vs_params(table: pd.DataFrame, path: str | Path) -> None:
+    plt = pyplot()
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    ax.scatter(table["params"], table["test_f1"], s=40)
+    for _, row in table.iterrows():
+        ax.annotate(
+            row["model"],
+            (row["params"], row["test_f1"]),
+            textcoords="offset points",
+            xytext=(5, 4),
+            fontsize=8,
+        )
+    ax.set_xscale("log")
+    ax.set(xlabel="parameters (log scale)", ylabel="test macro-F1", title="Test F1 against size")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    write_figure(fig, path)
+
+
+def _errorbars(table: pd.DataFrame) -> np.ndarray:
+    """Distances from test F1 to the interval's ends (matplotlib's ``xerr``/``yerr``); 0 where
+    a model has no interval."""
+    f1 = table["test_f1"].to_numpy(dtype=float)
+    low = table["ci_low"].to_numpy(dtype=float)
+    high = table["ci_high"].to_numpy(dtype=float)
+    return np.nan_to_num(np.vstack([f1 - low, high - f1]), nan=0.0).clip(min=0.0)
+
+
+def plot_f1_ci(table: pd.DataFrame, path: str | Path, resamples: int) -> None:
+    """Test F1 of each model with its 95% bootstrap interval, and McNemar's p against the best."""
+    plt = pyplot()
+
+    t = table.iloc[::-1].reset_index(drop=True)  # best at the top
+    fig, ax = plt.subplots(figsize=(7.2, 0.45 * len(t) + 1.6))
+    y = np.arange(len(t))
+    ax.errorbar(t["test_f1"], y, xerr=_errorbars(t), fmt="o", capsize=4, color="tab:blue")
+    ax.set_yticks(y, t["model"])
+    for yi, row in zip(y, t.itertuples(index=False), strict=True):
+        note = (
+            "best"
+            if yi == len(t) - 1
+            else ("" if pd.isna(row.mcnemar_p) else f"p = {row.mcnemar_p:.2g}")
+        )
+        ax.annotate(
+            note,
+            (row.test_f1, yi),
+            xytext=(0, 7),
+            textcoords="offset points",
+            ha="center",
+            fontsize=7,
+        )
+    ax.set(
+        xlabel="test macro-F1",
+        title=f"Test F1 with 95% bootstrap interval ({resamples} resamples of the test images);\n"
+        "p: McNemar's exact test against the best model",
+    )
+    ax.title.set_fontsize(9)
+    ax.set_ylim(-0.7, len(t) - 0.3)
+    ax.grid(alpha=0.3, axis="x")
+    fig.tight_layout()
+    write_figure(fig, path)
+
+
+def plot_pareto(table: pd.DataFrame, path: str | Path) -> None:
+    """Test F1 against MACs per image and against training time; the Pareto front (no other
+    model both cheaper and better) joined and filled, dominated models hollow."""
+    plt = pyplot()
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4))
+    panels = (
+        ("macs", "multiply-accumulates per image (log scale)", "Test F1 against compute"),
+        ("train_seconds", "training time, s (log scale)", "Test F1 against training time"),
+    )
+    for ax, (cost, xlabel, title) in zip(axes, panels, strict=True):
+        t = table[table[cost].notna() & table["test_f1"].notna()].reset_index(drop=True)
+        if not len(t):
+            ax.text(0.5, 0.5, f"no {cost} recorded", ha="center", transform=ax.transAxes)
+            ax.set(title=title)
+            continue
+        x = t[cost].to_numpy(dtype=float)
+        f1 = t["test_f1"].to_numpy(dtype=float)
+        front = pareto_front(x, f1)
+        ax.errorbar(x, f1, yerr=_errorbars(t), fmt="none", ecolor="0.6", capsize=3)
+        ax.scatter(x[front], f1[front], s=45, color="tab:red", label="Pareto front", zorder=3)
+        ax.scatter(
+            x[~front],
+            f1[~front],
+            s=45,
+            facecolors="none",
+            edgecolors="tab:blue",
+            label="dominated",
+            zorder=3,
+        )
+        order = np.argsort(x[front])
+        ax.step(x[front][order], f1[front][order], where="post", color="tab:red", alpha=0.6)
+        for xi, fi, name in zip(x, f1, t["model"], strict=True):
+            ax.annotate(name, (xi, fi), textcoords="offset points", xytext=(5, 4), fontsize=8)
+        ax.set_xscale("log")
+        ax.set(xlabel=xlabel, ylabel="test macro-F1", title=title)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    write_figure(fig, path)
+
+
+def plot_misclassified(
+    images: np.ndarray,
+    labels: np.ndarray,
+    preds: np.ndarray,
+    proba: np.ndarray | None,
+    model: str,
+    path: str | Path,
+    size: int,
+) -> None:
+    """The best model's misclassified test digits, most confident mistakes first, each titled
+    with its true and predicted label (and the predicted probability)."""
+    plt = pyplot()
+
+    wrong = np.flatnonzero(preds != labels)
+    if proba is not None and len(wrong):
+        wrong = wrong[np.argsort(-proba[wrong, preds[wrong]], kind="stable")]
+    shown = wrong[:size]
+    cols = max(1, min(10, len(shown)))
+    rows = max(1, -(-len(shown) // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.05, rows * 1.25 + 0.5), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, i in zip(axes.ravel(), shown, strict=False):
+        ax.imshow(images[i], cmap="gray_r", vmin=0, vmax=255)
+        conf = f" ({proba[i, preds[i]]:.2f})" if proba is not None else ""
+        ax.set_title(f"true {labels[i]}\npred {preds[i]}{conf}", fontsize=7)
+    if not len(shown):
+        axes[0, 0].text(0, 0.5, "no misclassified test digit", fontsize=10)
+    fig.suptitle(
+        f"{model}: {len(shown)} of {len(wrong)} misclassified test digits "
+        "(most confident first; predicted probability in brackets)",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    write_figure(fig, path)
+
+
+def gallery(
+    ok: pd.DataFrame,
+    model_dirs: Sequence[str | Path],
+    test_split: str | Path | None,
+    path: str | Path,
+    size: int,
+) -> None:
+    """The misclassified digits of the best model (first row) on the test images."""
+    if test_split is None:
+        raise DataError("the misclassified-digits gallery needs the test split (--test test.pt)")
+    from mnistbench.data.prepare import load_split
+
+    best = str(ok.iloc[0]["model"])
+    d = next(Path(d) for d in model_dirs if Path(d).name == best)
+    pred = load_predictions(d)
+    if pred is None:
+        raise DataError(f"{d / 'test/predictions.npz'}: missing; run the evaluate step first")
+    images, labels = load_split(test_split)
+    if not np.array_equal(labels.numpy(), pred["labels"]):
+        raise DataError(
+            f"{d / 'test/predictions.npz'}: its labels are not those of {test_split}; "
+            "rerun the evaluate step on this test split"
+        )
+    plot_misclassified(
+        images.numpy(), pred["labels"], pred["preds"], pred.get("proba"), best, path, size
+    )
+
+
+def write_figures(
+    ok: pd.DataFrame,
+    model_dirs: Sequence[str | Path],
+    out: dict[str, str | Path],
+    settings: dict,
+    test_split: str | Path | None,
+) -> None:
+    """Each figure whose path ``out`` names, of the runs with results (``ok``); with none, no
+    stale figure of an earlier run may sit next to the table."""
+    names = ("curves", "f1_params", "f1_ci", "pareto", "gallery")
+    if not len(ok):
+        for name in names:
+            if name in out:
+                Path(out[name]).unlink(missing_ok=True)
+        return
+    done = [d for d in model_dirs if Path(d).name in set(ok["model"])]
+    plot_learning_curves(done, out["curves"])
+    plot_f1_vs_params(ok, out["f1_params"])
+    if "f1_ci" in out:
+        plot_f1_ci(ok, out["f1_ci"], settings["bootstrap_resamples"])
+    if "pareto" in out:
+        plot_pareto(ok, out["pareto"])
+    if "gallery" in out:
+        gallery(ok, model_dirs, test_split, out["gallery"], settings["gallery_size"])

@@ -1,0 +1,59 @@
+"""The comparison's uncertainty: a bootstrap interval of each run's test F1 and McNemar's test
+against the best run, from the per-image predictions the evaluate step writes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mnistbench.errors import DataError
+from mnistbench.stats import bootstrap_f1, bootstrap_indices, mcnemar_exact, percentile_interval
+
+CI_LEVEL = 0.95
+
+
+def load_predictions(d: Path) -> dict[str, np.ndarray] | None:
+    """A model's per-image test predictions (evaluate step), or None where there are none."""
+    path = d / "test" / "predictions.npz"
+    if not path.exists():
+        return None
+    with np.load(path) as npz:
+        return {k: npz[k] for k in npz.files}
+
+
+def add_statistics(
+    table: pd.DataFrame, model_dirs: Sequence[Path], resamples: int, seed: int
+) -> pd.DataFrame:
+    """The 95% bootstrap interval of each model's test F1 (``ci_low``, ``ci_high``; every model
+    on the same resamples of the test images) and McNemar's exact p-value against the best
+    model, the first row (``mcnemar_p``; blank for the best itself). Models without
+    ``predictions.npz`` get blanks."""
+    table = table.copy()
+    for col in ("ci_low", "ci_high", "mcnemar_p"):
+        table[col] = np.nan
+    by_name = {d.name: d for d in model_dirs}
+    preds = {m: load_predictions(by_name[m]) for m in table["model"] if m in by_name}
+    preds = {m: p for m, p in preds.items() if p is not None}
+    if not preds:
+        return table
+    first, labels = next(iter(preds.items()))[0], next(iter(preds.values()))["labels"]
+    for m, p in preds.items():
+        if p["labels"].shape != labels.shape or not np.array_equal(p["labels"], labels):
+            raise DataError(
+                f"{by_name[m] / 'test/predictions.npz'}: scored on other test images than "
+                f"{first!r}; evaluate every model on the same test.pt (rerun the evaluate step)"
+            )
+    indices = bootstrap_indices(labels.shape[0], resamples, seed)
+    best = str(table.iloc[0]["model"])
+    for i, m in enumerate(table["model"]):
+        if m not in preds:
+            continue
+        scores = bootstrap_f1(labels, preds[m]["preds"], indices)
+        table.loc[i, ["ci_low", "ci_high"]] = percentile_interval(scores, CI_LEVEL)
+        if m != best and best in preds:
+            _, _, p = mcnemar_exact(preds[m]["preds"] == labels, preds[best]["preds"] == labels)
+            table.loc[i, "mcnemar_p"] = p
+    return table

@@ -1,0 +1,248 @@
+"""The comparison table (one row per run, best test F1 first), its Markdown form, the summary
+over seeds and the one-line DVC metric, from the files the train and evaluate steps publish."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mnistbench.errors import DataError
+from mnistbench.io import atomic_path, read_json, write_json, write_text
+from mnistbench.reporting.statistics import add_statistics
+
+# What a reader compares; precision/recall per class and the selection details stay in each
+# model's test/metrics.json and summary.json. Narrow enough for the report's front page.
+COLUMNS = [
+    "model",
+    "epochs",
+    "val_f1",
+    "test_f1",
+    "ci_low",
+    "ci_high",
+    "mcnemar_p",
+    "test_accuracy",
+    "test_errors",
+    "params",
+    "macs",
+    "latency_ms_b1",
+    "latency_ms_b256",
+    "ckpt_mb",
+    "train_seconds",
+    "reference_f1",
+    "time_to_ref_s",
+    "peak_mem_mb",
+    "precision",
+    "status",
+]
+COUNTS = ("epochs", "test_errors", "params", "macs")  # integers, also beside blank cells
+OK = "ok"
+# Costs copied from each model's test/metrics.json (the evaluate step measures them).
+COSTS = ("macs", "latency_ms_b1", "latency_ms_b256")
+
+
+def _model_row(d: Path) -> dict:
+    try:
+        summary = read_json(d / "summary.json")
+        test = read_json(d / "test" / "metrics.json")
+    except FileNotFoundError as exc:
+        raise DataError(
+            f"{exc.filename}: missing; train and evaluate model {d.name!r} first (snakemake "
+            "does it), or leave it out of the report"
+        ) from None
+    row = {**summary, **{k: v for k, v in test.items() if k.startswith("test_")}}
+    row["params"] = test["params"]
+    # Results evaluated before the cost columns existed leave them blank.
+    row.update({k: test.get(k) for k in COSTS})
+    row["ckpt_mb"] = test["ckpt_bytes"] / 2**20 if "ckpt_bytes" in test else None
+    row["status"] = OK
+    return row
+
+
+def comparison_table(
+    model_dirs: Sequence[str | Path], failed: Mapping[str, str], resamples: int, seed: int
+) -> pd.DataFrame:
+    """One row per model, best test F1 first; models in ``failed`` (name -> why, e.g. the log
+    of the failed job) come last, with only their name and status, so none goes missing."""
+    dirs = [d for d in map(Path, model_dirs) if d.name not in failed]
+    rows = [_model_row(d) for d in dirs]
+    table = pd.DataFrame(rows, columns=COLUMNS if not rows else None)
+    table = table.sort_values(["test_f1", "model"], ascending=[False, True])
+    table = table.reset_index(drop=True)
+    if rows:
+        table = add_statistics(table, dirs, resamples, seed)
+    table = table.reindex(columns=COLUMNS)
+    if failed:
+        missing = pd.DataFrame([{"model": m, "status": why} for m, why in failed.items()])
+        table = pd.concat([table, missing], ignore_index=True) if len(table) else missing
+        table = table.reindex(columns=COLUMNS)
+    for col in COUNTS:  # counts stay integers beside blanks
+        table[col] = table[col].astype("Int64")
+    return table.reset_index(drop=True)
+
+
+def time_to_score(history: pd.DataFrame, score: float) -> float:
+    """Training seconds until the validation F1 first reached ``score`` (NaN: never)."""
+    if not {"val_f1", "elapsed_s"} <= set(history.columns):
+        return float("nan")
+    reached = history[history["val_f1"] >= score]
+    return float(reached["elapsed_s"].iloc[0]) if len(reached) else float("nan")
+
+
+def add_references(
+    table: pd.DataFrame, model_dirs: Sequence[str | Path], config: Mapping[str, Any] | None
+) -> pd.DataFrame:
+    """Each model's reference score (``models.<m>.reference.test_f1``) and the training seconds
+    its validation F1 took to reach it (``time_to_ref_s``, from metrics.csv; blank if never)."""
+    table = table.copy()
+    models = (config or {}).get("models") or {}
+    by_name = {Path(d).name: Path(d) for d in model_dirs}
+    for i, name in enumerate(table["model"]):
+        ref = (models.get(name) or {}).get("reference") or {}
+        if "test_f1" not in ref:
+            continue
+        table.loc[i, "reference_f1"] = float(ref["test_f1"])
+        history = by_name.get(name, Path("-")) / "metrics.csv"
+        if history.is_file():
+            table.loc[i, "time_to_ref_s"] = time_to_score(pd.read_csv(history), ref["test_f1"])
+    return table
+
+
+def markdown(table: pd.DataFrame) -> str:
+    shown = table.copy().astype(object)
+
+    def fmt(spec: str):  # type: ignore[no-untyped-def]
+        return lambda v: "" if pd.isna(v) else spec.format(v)
+
+    formats = {
+        "val_f1": "{:.4f}",
+        "test_f1": "{:.4f}",
+        "ci_low": "{:.4f}",
+        "ci_high": "{:.4f}",
+        "mcnemar_p": "{:.2g}",
+        "test_accuracy": "{:.4f}",
+        "test_errors": "{:.0f}",
+        "epochs": "{:.0f}",
+        "params": "{:,.0f}",
+        "macs": "{:,.0f}",
+        "latency_ms_b1": "{:.3f}",
+        "latency_ms_b256": "{:.4f}",
+        "ckpt_mb": "{:.2f}",
+        "train_seconds": "{:.0f}",
+        "reference_f1": "{:.4f}",
+        "time_to_ref_s": "{:.0f}",
+        "peak_mem_mb": "{:.0f}",
+        "precision": "{}",
+    }
+    for col, spec in formats.items():
+        if col in shown:
+            shown[col] = shown[col].map(fmt(spec))
+    text = shown.to_markdown(index=False) + "\n"
+    bad = table[table["status"] != OK]["model"].tolist() if "status" in table else []
+    if bad:
+        text = (
+            f"**Incomplete: {len(bad)} of {len(table)} models have no result "
+            f"({', '.join(bad)}); see the status column and the logs it names.**\n\n" + text
+        )
+    return text
+
+
+def summary(table: pd.DataFrame) -> dict[str, Any]:
+    """The comparison in one line, as a DVC metrics file (``dvc metrics show/diff``); each
+    model's own numbers are its test/metrics.json, a metrics file too."""
+    best = table.iloc[0]
+    return {
+        "best_model": str(best["model"]),
+        "best_test_f1": float(best["test_f1"]),
+        "n_models": len(table),
+    }
+
+
+SEED_RUN = re.compile(r"^(?P<model>.+)-seed(?P<seed>-?\d+)$")
+SEED_COLUMNS = [
+    "model",
+    "n_seeds",
+    "seeds",
+    "test_f1_mean",
+    "test_f1_std",
+    "test_accuracy_mean",
+    "test_accuracy_std",
+    "val_f1_mean",
+    "train_seconds_mean",
+]
+
+
+def seed_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Mean and sample standard deviation over seeds of each model's completed runs: runs named
+    ``<model>-seed<k>`` (``seeds:`` in the config) are one model; any other run is a model with
+    one seed (blank std). Best mean test F1 first."""
+    ok = table[table["status"] == OK].copy()
+    if not len(ok):
+        return pd.DataFrame(columns=SEED_COLUMNS)
+    matches = ok["model"].map(SEED_RUN.match)
+    ok["base"] = [
+        m.group("model") if m else name for m, name in zip(matches, ok["model"], strict=True)
+    ]
+    ok["seed"] = [m.group("seed") if m else "" for m in matches]
+    rows = []
+    for base, runs in ok.groupby("base", sort=False):
+        row: dict[str, Any] = {
+            "model": base,
+            "n_seeds": len(runs),
+            "seeds": " ".join(sorted((s for s in runs["seed"] if s), key=int)),
+        }
+        for col in ("test_f1", "test_accuracy"):
+            values = runs[col].astype(float)
+            row[f"{col}_mean"] = values.mean()
+            row[f"{col}_std"] = values.std(ddof=1) if len(values) > 1 else np.nan
+        row["val_f1_mean"] = runs["val_f1"].astype(float).mean()
+        row["train_seconds_mean"] = runs["train_seconds"].astype(float).mean()
+        rows.append(row)
+    out = pd.DataFrame(rows, columns=SEED_COLUMNS)
+    return out.sort_values(["test_f1_mean", "model"], ascending=[False, True]).reset_index(
+        drop=True
+    )
+
+
+def _significant(value: float, digits: int = 3) -> float:
+    return value if pd.isna(value) or value == 0 else float(f"{value:.{digits}g}")
+
+
+# Decimals kept in comparison.csv (the Markdown table formats for reading instead).
+ROUNDING = {
+    "val_f1": 5,
+    "test_f1": 5,
+    "ci_low": 5,
+    "ci_high": 5,
+    "test_accuracy": 5,
+    "latency_ms_b1": 4,
+    "latency_ms_b256": 5,
+    "ckpt_mb": 3,
+    "train_seconds": 1,
+    "time_to_ref_s": 1,
+}
+
+
+def write_tables(table: pd.DataFrame, out: Mapping[str, str | Path]) -> None:
+    """comparison.csv, comparison.md (with the summary over seeds when runs have several),
+    seeds.csv and the DVC metric summary.json: each one whose path ``out`` names."""
+    rounded = table.round(ROUNDING)
+    rounded["mcnemar_p"] = rounded["mcnemar_p"].map(_significant)
+    with atomic_path(out["csv"]) as tmp:
+        rounded.to_csv(tmp, index=False)
+    text = markdown(table)
+    if "seeds" in out:
+        over_seeds = seed_summary(table)
+        with atomic_path(out["seeds"]) as tmp:
+            over_seeds.round(6).round({"train_seconds_mean": 1}).to_csv(tmp, index=False)
+        if (over_seeds["n_seeds"] > 1).any():
+            shown = over_seeds.round(5).astype(object).where(over_seeds.notna(), "")
+            text += "\n**Over seeds** (mean and sample std):\n\n"
+            text += shown.to_markdown(index=False) + "\n"
+    write_text(out["md"], text)
+    if "summary" in out:
+        write_json(out["summary"], summary(rounded))
