@@ -122,7 +122,7 @@ def test_ddp_on_two_cpu_processes(tmp_path: Path) -> None:
     from mnistbench.data.prepare import load_split
     from mnistbench.evaluation import predict_proba
     from mnistbench.module import Classifier
-    from mnistbench.training import val_f1_of
+    from mnistbench.selection import val_f1_of
 
     images, labels = load_split(tmp_path / "prep/val.pt")
     model = Classifier.from_checkpoint(ddp_dir / "model.ckpt")

@@ -93,9 +93,9 @@ def test_non_finite_final_weights_fall_back_to_the_best_epoch(
     prepared: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Weights that turn NaN on the last step (after the last loss check) are not published."""
-    from mnistbench import training
+    from mnistbench import selection
 
-    monkeypatch.setattr(training, "_finite", lambda module: False)
+    monkeypatch.setattr(selection, "_finite", lambda module: False)
     summary = train_model(tiny_settings(), prepared, tmp_path / "lenet5", threads=1)
     assert summary["selected"] == "best_epoch"
 

@@ -9,7 +9,7 @@ import pytest
 
 from mnistbench.config import swa_start_epoch
 from mnistbench.io import atomic_path, write_text
-from mnistbench.training import epoch_table
+from mnistbench.resume import epoch_table
 
 
 def test_epoch_table_merges_train_val_and_lr_rows(tmp_path) -> None:

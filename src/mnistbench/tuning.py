@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from lightning.pytorch.tuner import Tuner
 
 from mnistbench.datamodule import MNISTDataModule
 from mnistbench.hardware import apply_speed
-from mnistbench.io import read_json, write_figure, write_json
+from mnistbench.io import pyplot, read_json, write_figure, write_json
 from mnistbench.training import make_classifier, resolve_accelerator
 
 log = logging.getLogger(__name__)
@@ -48,97 +49,123 @@ def tune_model(
     settings: dict[str, Any],
     prepared_dir: str | Path,
     out_dir: str | Path,
+    tune: Mapping[str, Any],
     threads: int | None = None,
-    lr_steps: int = 100,
-    min_lr: float = 1e-6,
-    max_lr: float = 1.0,
-    batch_trials: int = 3,
 ) -> dict[str, Any]:
-    """Run both finders on the training split; write suggestion.json and lr_finder.png."""
-    out = Path(out_dir)
-    prepared = Path(prepared_dir)
+    """Run both finders on the training split with the config's ``tune`` settings
+    (``lr_steps``, ``min_lr``, ``max_lr``, ``batch_trials``); write suggestion.json and
+    lr_finder.png."""
+    out, prepared = Path(out_dir), Path(prepared_dir)
     if threads:
         torch.set_num_threads(threads)
-    accelerator = resolve_accelerator(settings.get("accelerator", "auto"))
+    accelerator = resolve_accelerator(settings["accelerator"])
     settings, _ = apply_speed(settings, accelerator)  # the precision training would use
     stats = read_json(prepared / "stats.json")
+    with tempfile.TemporaryDirectory(prefix="mnistbench-tune-") as root:
+
+        def trainer() -> L.Trainer:
+            return _trainer(settings, Path(root), accelerator)
+
+        suggested = lr_range_test(settings, prepared, stats, tune, trainer(), out / "lr_finder.png")
+        found_bs = batch_size_trials(settings, prepared, stats, tune["batch_trials"], trainer())
+    result = suggestion(settings, tune, suggested, found_bs, accelerator)
+    write_json(out / "suggestion.json", result)
+    log.info(
+        "%s: suggested %s = %s (configured %s); batch size finder: %s",
+        settings["name"],
+        result["lr_key"],
+        result["lr_suggested"],
+        result["lr_configured"],
+        found_bs,
+    )
+    return result
+
+
+def lr_range_test(
+    settings: dict[str, Any],
+    prepared: Path,
+    stats: dict[str, Any],
+    tune: Mapping[str, Any],
+    trainer: L.Trainer,
+    plot: Path,
+) -> float | None:
+    """Lightning's learning-rate range test at the configured batch size (the finder sweeps
+    the optimiser's rate with its own schedule); the suggested rate, and its plot."""
+    L.seed_everything(settings["seed"], workers=True, verbose=False)
+    dm = MNISTDataModule(prepared, settings["batch_size"], seed=settings["seed"])
+    finder = Tuner(trainer).lr_find(
+        make_classifier(settings, stats),
+        datamodule=dm,
+        min_lr=tune["min_lr"],
+        max_lr=tune["max_lr"],
+        num_training=tune["lr_steps"],
+        update_attr=False,
+    )
+    suggested = finder.suggestion() if finder is not None else None
+    plt = pyplot()
+    # The first points are the smoothing's warm-up (biased low); the suggestion skips them too.
+    lrs, losses = finder.results["lr"][10:-1], finder.results["loss"][10:-1]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(lrs, losses)
+    if suggested is not None:
+        at = min(range(len(lrs)), key=lambda i: abs(lrs[i] - suggested))
+        ax.plot(lrs[at], losses[at], "o", color="red", label=f"suggested {suggested:.3g}")
+        ax.legend()
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("training loss (smoothed)")
+    ax.set_title(f"{settings['name']}: learning-rate range test ({tune['lr_steps']} steps)")
+    fig.tight_layout()
+    write_figure(fig, plot)
+    return suggested
+
+
+def batch_size_trials(
+    settings: dict[str, Any], prepared: Path, stats: dict[str, Any], trials: int, trainer: L.Trainer
+) -> int | None:
+    """Lightning's batch-size finder: ``trials`` sizes, doubling from the configured one."""
+    dm = MNISTDataModule(prepared, settings["batch_size"], seed=settings["seed"])
+    found = Tuner(trainer).scale_batch_size(
+        make_classifier(settings, stats),
+        datamodule=dm,
+        mode="power",
+        steps_per_trial=3,
+        init_val=settings["batch_size"],
+        max_trials=trials,
+    )
+    return int(found) if found is not None else None
+
+
+def suggestion(
+    settings: dict[str, Any],
+    tune: Mapping[str, Any],
+    suggested: float | None,
+    found_bs: int | None,
+    accelerator: str,
+) -> dict[str, Any]:
+    """suggestion.json: what was found, the key it belongs to and the override that applies it."""
     name = settings["name"]
     onecycle = settings["scheduler"]["name"] == "onecycle"
     key = "scheduler.max_lr" if onecycle else "optimizer.lr"
     configured_lr = settings["scheduler"]["max_lr"] if onecycle else settings["optimizer"]["lr"]
-
-    with tempfile.TemporaryDirectory(prefix="mnistbench-tune-") as root:
-        L.seed_everything(settings["seed"], workers=True, verbose=False)
-        module = make_classifier(settings, stats)
-        dm = MNISTDataModule(prepared, settings["batch_size"], seed=settings["seed"])
-        # The finder sweeps the optimiser's rate with its own schedule, at the configured batch.
-        finder = Tuner(_trainer(settings, Path(root), accelerator)).lr_find(
-            module,
-            datamodule=dm,
-            min_lr=min_lr,
-            max_lr=max_lr,
-            num_training=lr_steps,
-            update_attr=False,
-        )
-        suggested = finder.suggestion() if finder is not None else None
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        # The first points are the smoothing's warm-up (biased low); the suggestion skips them too.
-        lrs, losses = finder.results["lr"][10:-1], finder.results["loss"][10:-1]
-        fig, ax = plt.subplots(figsize=(6, 4))
-        ax.plot(lrs, losses)
-        if suggested is not None:
-            at = min(range(len(lrs)), key=lambda i: abs(lrs[i] - suggested))
-            ax.plot(lrs[at], losses[at], "o", color="red", label=f"suggested {suggested:.3g}")
-            ax.legend()
-        ax.set_xscale("log")
-        ax.set_xlabel("learning rate")
-        ax.set_ylabel("training loss (smoothed)")
-        ax.set_title(f"{name}: learning-rate range test ({lr_steps} steps)")
-        fig.tight_layout()
-        write_figure(fig, out / "lr_finder.png")
-
-        dm_bs = MNISTDataModule(prepared, settings["batch_size"], seed=settings["seed"])
-        found_bs = Tuner(_trainer(settings, Path(root), accelerator)).scale_batch_size(
-            make_classifier(settings, stats),
-            datamodule=dm_bs,
-            mode="power",
-            steps_per_trial=3,
-            init_val=settings["batch_size"],
-            max_trials=batch_trials,
-        )
-    cap = settings["batch_size"] * 2 ** (batch_trials - 1)  # the first trial is batch_size itself
     lr_text = f"{suggested:.3g}" if suggested is not None else None
+    override = None
     if lr_text is not None:
         inner = "{" + key.replace(".", ": {") + f": {lr_text}" + "}" * (key.count(".") + 1)
         override = f"--config models='{{{name}: {{train: {inner}}}}}'"
-    else:
-        override = None
-    result = {
+    cap = settings["batch_size"] * 2 ** (tune["batch_trials"] - 1)  # the first trial: batch_size
+    return {
         "model": name,
         "lr_key": f"models.{name}.train.{key}",
         "lr_configured": configured_lr,
         "lr_suggested": float(lr_text) if lr_text is not None else None,
-        "lr_steps": lr_steps,
-        "lr_range": [min_lr, max_lr],
+        "lr_steps": tune["lr_steps"],
+        "lr_range": [tune["min_lr"], tune["max_lr"]],
         "lr_at_batch_size": settings["batch_size"],
         "config_override": override,
         "batch_size_configured": settings["batch_size"],
-        "batch_size_found": int(found_bs) if found_bs is not None else None,
-        "batch_size_trials": batch_trials,
-        "hit_trial_cap": found_bs is not None and int(found_bs) >= cap,
+        "batch_size_found": found_bs,
+        "batch_size_trials": tune["batch_trials"],
+        "hit_trial_cap": found_bs is not None and found_bs >= cap,
         "accelerator": accelerator,
     }
-    write_json(out / "suggestion.json", result)
-    log.info(
-        "%s: suggested %s = %s (configured %s); batch size finder: %s",
-        name,
-        key,
-        lr_text,
-        configured_lr,
-        found_bs,
-    )
-    return result

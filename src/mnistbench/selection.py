@@ -1,0 +1,54 @@
+"""Which weights a train job publishes, chosen on the validation split only (the test set is
+never looked at in training): the best epoch's checkpoint, or the final (SWA or EMA averaged)
+weights if they score at least as well."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mnistbench.errors import TrainingError
+from mnistbench.evaluation import predict_proba
+from mnistbench.metrics import confusion_matrix, macro_f1
+from mnistbench.module import Classifier
+
+
+def val_f1_of(model: Classifier, images: torch.Tensor, labels: torch.Tensor) -> float:
+    preds = predict_proba(model, images).argmax(dim=1).numpy()
+    return macro_f1(confusion_matrix(labels.numpy(), preds))
+
+
+def _finite(module: torch.nn.Module) -> bool:
+    return all(
+        bool(torch.isfinite(t).all()) for t in module.state_dict().values() if t.is_floating_point()
+    )
+
+
+def choose_weights(
+    module: Classifier, final_path: Path, best_path: str, val: tuple[torch.Tensor, torch.Tensor]
+) -> dict[str, Any]:
+    """What to publish, chosen on the validation split only, both candidates scored the same
+    way (fp32, ``mnistbench.metrics``): the final (SWA/EMA) weights if they score at least as
+    well as the best epoch's checkpoint and are finite, else that checkpoint."""
+    images, labels = (t.cpu() for t in val)
+    final_score = val_f1_of(module, images, labels)
+    best_score = -1.0
+    if best_path:
+        best_score = val_f1_of(Classifier.from_checkpoint(best_path), images, labels)
+    use_final = final_score >= best_score
+    if use_final and not _finite(module):
+        if not best_path:
+            raise TrainingError(
+                "the final weights hold NaN or infinite values and no earlier epoch was "
+                "checkpointed; lower the learning rate (optimizer.lr / scheduler.max_lr) or "
+                "use precision 32-true. No checkpoint was published."
+            )
+        use_final = False
+    return {
+        "path": final_path if use_final else Path(best_path),
+        "final": use_final,
+        "val_f1_best_epoch": best_score,
+        "val_f1_final": final_score,
+    }
