@@ -24,5 +24,5 @@ include: "workflow/rules/use.smk"
 rule all:
     default_target: True
     input:
-        expand(rules.build_report.output.csv, dataset=DATASET),
-        expand(rules.build_report.output.md, dataset=DATASET),
+        STAGES[("build_report", None)].outs["csv"],
+        STAGES[("build_report", None)].outs["md"],

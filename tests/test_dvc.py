@@ -1,13 +1,15 @@
 """DVC: the real `dvc` in a temporary git repository holding a copy of the project.
 
-The drift test resolves dvc.yaml for the default config and compares its outputs with those of
-the Snakemake workflow. The end-to-end tests (marked slow) run `dvc repro` once on the smoke
-data with two small models and one epoch, then check what a second run, a parameter change,
-`dvc metrics show` and a push/pull round trip do.
+The end-to-end tests (marked slow) write dvc.yaml for a two-seed smoke comparison
+(`mnistbench dvc-yaml --configfile config/config.yaml config/smoke.yaml <overlay>`: two small
+models, two seeds each, one epoch), run `dvc repro` once, then check what a second run, a
+parameter change, `dvc metrics show` and a push/pull round trip do. The comparison of the DVC
+stages with the Snakemake jobs is tests/test_pipeline.py.
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import os
@@ -21,12 +23,20 @@ import pytest
 import yaml
 
 from mnistbench.config import load_config
-from mnistbench.dvc_params import overrides
+from mnistbench.dvc import overrides
 from mnistbench.errors import ConfigError
 from tests.conftest import copy_project
 
 BIN = Path(sys.executable).parent
 MODELS = ["lenet5", "simple_cnn"]
+RUNS = [f"{m}-seed{s}" for m in MODELS for s in (1, 2)]
+# The two-seed smoke comparison, over config/config.yaml and config/smoke.yaml.
+OVERLAY = """\
+only: [lenet5, simple_cnn]
+seeds: [1, 2]
+data: {val_size: 300, synthetic: {n_train: 1500, n_test: 500}}
+train: {max_epochs: 1, swa: {enabled: false}}
+"""
 ENV = {
     **os.environ,
     "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
@@ -65,9 +75,6 @@ def ran_stages(output: str) -> set[str]:
     return set(re.findall(r"Running stage '([^']+)'", output))
 
 
-# --- the two orchestrators do not drift ----------------------------------------------------------
-
-
 def dvc_outputs(proj: Path) -> set[str]:
     """Every output of every stage of dvc.yaml, resolved by DVC itself."""
     from dvc.repo import Repo
@@ -76,31 +83,8 @@ def dvc_outputs(proj: Path) -> set[str]:
         return {str(out.def_path) for stage in repo.index.stages for out in stage.outs}
 
 
-def snakemake_outputs(proj: Path) -> set[str]:
-    """Every output file of every job Snakemake plans (`--summary`). Logs (logs/) and benchmark
-    files (results/<dataset>/benchmarks/) are Snakemake's own bookkeeping: --summary does not list
-    them as outputs, and DVC neither writes nor declares them."""
-    out = sh(proj, str(BIN / "snakemake"), "--summary", "--cores", "1")
-    lines = [ln for ln in out.splitlines() if "\t" in ln]
-    assert lines and lines[0].startswith("output_file"), out[-3000:]
-    return {ln.split("\t")[0] for ln in lines[1:]}
-
-
-def test_dvc_and_snakemake_declare_the_same_outputs(tmp_path: Path) -> None:
-    proj = git_repo(copy_project(tmp_path))
-    from_dvc, from_snakemake = dvc_outputs(proj), snakemake_outputs(proj)
-    assert from_dvc == from_snakemake, (
-        f"only in dvc.yaml: {sorted(from_dvc - from_snakemake)}\n"
-        f"only in the Snakemake workflow: {sorted(from_snakemake - from_dvc)}"
-    )
-    # The comparison covers the whole pipeline, every model included.
-    models = load_config(proj / "config/config.yaml")["models"]
-    assert {f"results/mnist/models/{m}/test/metrics.json" for m in models} <= from_dvc
-    assert "data/mnist/raw/manifest.json" in from_dvc
-
-
 def test_smoke_overrides_reproduce_the_smoke_config(project_root: Path) -> None:
-    """`dvc exp run $(python -m mnistbench.dvc_params config/smoke.yaml)` sets every key of the
+    """`dvc exp run $(mnistbench dvc-params config/smoke.yaml)` sets every key of the
     overlay: applying the printed -S values gives the config Snakemake's --configfile gives."""
     args = overrides(project_root / "config/smoke.yaml")
     assert args[0::2] == ["-S"] * (len(args) // 2)
@@ -138,16 +122,13 @@ def output_digests(proj: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def repro(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The copy after one `dvc repro`: smoke data, two small models, one epoch, no SWA."""
+    """The copy after one `dvc repro` of the two-seed smoke comparison."""
     proj = copy_project(tmp_path_factory.mktemp("dvc"))
-    cfg_path = proj / "config/config.yaml"
-    config = load_config(cfg_path, proj / "config/smoke.yaml")
-    config["models"] = {m: config["models"][m] for m in MODELS}
-    config["train"]["max_epochs"] = 1
-    config["train"]["swa"]["enabled"] = False
-    config["data"]["synthetic"].update(n_train=1500, n_test=500)
-    config["data"]["val_size"] = 300
-    cfg_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    (proj / "config/seeds2.yaml").write_text(OVERLAY)
+    files = ["config/config.yaml", "config/smoke.yaml", "config/seeds2.yaml"]
+    generate = ("env", "PYTHONPATH=src", sys.executable, "-m", "mnistbench", "dvc-yaml")
+    pipeline = sh(proj, *generate, "--configfile", *files)
+    (proj / "dvc.yaml").write_text(pipeline)
     git_repo(proj)
     remote = tmp_path_factory.mktemp("dvc-remote")
     dvc(proj, "remote", "modify", "--local", "local", "url", str(remote))
@@ -155,18 +136,23 @@ def repro(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert ran_stages(out) == {
         "download",
         "prepare",
-        *(f"{step}@{m}" for step in ("train", "evaluate") for m in MODELS),
+        *(f"{step}@{r}" for step in ("train", "evaluate") for r in RUNS),
         "report",
     }, out[-4000:]
     return proj
 
 
 @pytest.mark.slow
-def test_repro_builds_the_comparison(repro: Path) -> None:
+def test_repro_builds_the_two_seed_comparison(repro: Path) -> None:
     table = (repro / "results/synthetic/comparison.csv").read_text().splitlines()
-    assert table[0].startswith("model,") and {ln.split(",")[0] for ln in table[1:]} == set(MODELS)
+    assert table[0].startswith("model,") and {ln.split(",")[0] for ln in table[1:]} == set(RUNS)
     summary = json.loads((repro / "results/synthetic/summary.json").read_text())
-    assert summary["n_models"] == len(MODELS) and summary["best_model"] in MODELS
+    assert summary["n_models"] == len(RUNS) and summary["best_model"] in RUNS
+    with open(repro / "results/synthetic/seeds.csv") as fh:
+        over_seeds = {row["model"]: row for row in csv.DictReader(fh)}
+    assert set(over_seeds) == set(MODELS)
+    for row in over_seeds.values():
+        assert row["n_seeds"] == "2" and row["seeds"] == "1 2" and float(row["test_f1_std"]) >= 0
     # DVC's outputs are git-ignored by the project's .gitignore; DVC adds no .gitignore of its own.
     assert sh(repro, "git", "status", "--porcelain", "--untracked-files=all").split() == [
         "??",
@@ -179,7 +165,7 @@ def test_second_repro_runs_nothing(repro: Path) -> None:
     out = dvc(repro, "repro")
     assert not ran_stages(out), out
     skipped = set(re.findall(r"Stage '([^']+)' didn't change, skipping", out))
-    assert len(skipped) == 3 + 2 * len(MODELS), out
+    assert len(skipped) == 3 + 2 * len(RUNS), out
     assert "Data and pipelines are up to date." in dvc(repro, "status")
 
 
@@ -188,14 +174,14 @@ def test_metrics_show_lists_test_f1_of_every_model(repro: Path) -> None:
     shown = json.loads(dvc(repro, "metrics", "show", "--json"))
     (workspace,) = shown.values()  # the workspace only (its key is "" in DVC 3.67)
     files = workspace["data"]
-    for m in MODELS:
-        metrics = files[f"results/synthetic/models/{m}/test/metrics.json"]["data"]
+    for r in RUNS:
+        metrics = files[f"results/synthetic/models/{r}/test/metrics.json"]["data"]
         assert 0.0 <= metrics["test_f1"] <= 1.0
     best = files["results/synthetic/summary.json"]["data"]
     assert best["best_test_f1"] == pytest.approx(
         max(
-            files[f"results/synthetic/models/{m}/test/metrics.json"]["data"]["test_f1"]
-            for m in MODELS
+            files[f"results/synthetic/models/{r}/test/metrics.json"]["data"]["test_f1"]
+            for r in RUNS
         ),
         abs=1e-5,
     )
@@ -206,11 +192,11 @@ def test_plots_show_renders_every_plot(repro: Path) -> None:
     plots = json.loads(dvc(repro, "plots", "show", "--json"))
     assert not plots.get("errors"), plots.get("errors")
     ids = set(plots["data"])
-    for m in MODELS:
-        assert f"results/synthetic/models/{m}/metrics.csv" in ids
-        assert f"results/synthetic/models/{m}/test/predictions.csv" in ids
+    for r in RUNS:
+        assert f"results/synthetic/models/{r}/metrics.csv" in ids
+        assert f"results/synthetic/models/{r}/test/predictions.csv" in ids
     assert "results/synthetic/comparison.csv" in ids
-    curves = json.dumps(plots["data"]["results/synthetic/models/lenet5/metrics.csv"])
+    curves = json.dumps(plots["data"]["results/synthetic/models/lenet5-seed1/metrics.csv"])
     assert '"fold": ["val_f1", "val_loss"]' in curves  # .dvc/plots/learning_curve.json
 
 
@@ -221,13 +207,14 @@ def test_one_models_parameter_reruns_only_that_model(repro: Path) -> None:
     config["models"]["lenet5"]["train"]["optimizer"] = {"lr": 0.002}
     cfg_path.write_text(yaml.safe_dump(config, sort_keys=False))
     out = dvc(repro, "repro")
-    assert ran_stages(out) == {"train@lenet5", "evaluate@lenet5", "report"}, out[-4000:]
+    lenet5 = {f"{step}@lenet5-seed{s}" for step in ("train", "evaluate") for s in (1, 2)}
+    assert ran_stages(out) == lenet5 | {"report"}, out[-4000:]
 
 
 @pytest.mark.slow
 def test_push_then_pull_restores_every_output(repro: Path) -> None:
     before = output_digests(repro)
-    assert len(before) == 9 + 11 + 9 * len(MODELS)
+    assert len(before) == 9 + 11 + 9 * len(RUNS)
     dvc(repro, "push")
     shutil.rmtree(repro / "data")
     shutil.rmtree(repro / "results")

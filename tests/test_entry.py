@@ -1,45 +1,55 @@
-"""Entry points: a user-fixable error is one clear line and exit status 2, not a traceback."""
+"""`mnistbench <stage>`: one input mode (the config files, `--set` over them), and a
+user-fixable error is one clear line and exit status 2, not a traceback."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mnistbench.cli import load, main
+from mnistbench.config import load_config, resolve_model, validate_config
 
 
-def test_missing_raw_files_name_the_file(project_root, tmp_path) -> None:
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(project_root / "workflow/scripts/prepare.py"),
-            "--raw",
-            str(tmp_path / "nowhere"),
-            "--out",
-            str(tmp_path / "out"),
-            "--val-size",
-            "10",
-        ],
+def stage(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mnistbench", *args],
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=120,
     )
+
+
+def test_missing_raw_files_name_the_file(project_root: Path, tmp_path: Path) -> None:
+    config = load_config(project_root / "config/config.yaml")
+    config["dataset"] = "nowhere"
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    proc = stage(tmp_path, "prepare", "--configfile", "c.yaml")
     assert proc.returncode == 2
-    assert "mnistbench error:" in proc.stderr and "nowhere" in proc.stderr
+    assert "mnistbench error:" in proc.stderr and "data/nowhere/raw" in proc.stderr
     assert "Traceback" not in proc.stderr
-    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    assert not (tmp_path / "data/nowhere/prepared").exists()
 
 
-def test_model_settings_from_json_or_from_the_config_file(project_root) -> None:
-    import argparse
-    import json
+def test_a_stage_reads_the_config_files_and_set_over_them(project_root: Path) -> None:
+    files = [str(project_root / "config/config.yaml"), str(project_root / "config/smoke.yaml")]
+    config = load(files, '{"models": {"cnn": {"train": {"max_epochs": 3}}}}')
+    assert config["dataset"] == "synthetic"  # the second file over the first
+    assert resolve_model(config, "cnn")["max_epochs"] == 3  # --set over both
+    plain = validate_config(load_config(*files))
+    assert resolve_model(config, "lenet5") == resolve_model(plain, "lenet5")
 
-    from mnistbench.config import load_config, resolve_model, validate_config
-    from mnistbench.entry import add_model_settings_args, model_settings
 
-    parser = argparse.ArgumentParser()
-    add_model_settings_args(parser)
-    config_file = str(project_root / "config" / "config.yaml")
-    from_file = model_settings(parser.parse_args(["--config", config_file, "--model", "cnn"]))
-    expected = resolve_model(validate_config(load_config(config_file)), "cnn")
-    assert from_file == expected
-    as_json = parser.parse_args(["--settings", json.dumps(expected)])
-    assert model_settings(as_json) == expected
+def test_an_unknown_run_is_a_config_error(project_root: Path, capsys) -> None:
+    config = str(project_root / "config/config.yaml")
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--configfile", config, "--model", "lenet"])
+    assert exc.value.code == 2
+    assert "did you mean 'lenet5'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["report", "--configfile", config, "--set", "[1, 2]"])
+    assert exc.value.code == 2 and "--set" in capsys.readouterr().err

@@ -1,23 +1,56 @@
-"""The ``mnistbench`` command: use what the workflow trained.
+"""The ``mnistbench`` command: one subcommand per stage, called by the Snakemake rules, the DVC
+stages and people alike, and the tools around them.
 
+    mnistbench download                       # the stages of config/config.yaml, in order
+    mnistbench prepare
+    mnistbench train --model cnn --threads 2
+    mnistbench evaluate --model cnn
+    mnistbench report
+    mnistbench tune --model cnn               # on request: learning-rate and batch-size finders
+    mnistbench train --configfile config/config.yaml config/smoke.yaml --model cnn
     mnistbench predict results/mnist/models/cnn digit.png photo.jpg --out preds.csv
-    mnistbench predict results/mnist/models/cnn --test-set --limit 32 --grid grid.png
     mnistbench export results/mnist/models/cnn --out cnn.onnx
+    mnistbench dvc-yaml > dvc.yaml            # the DVC pipeline of config/config.yaml
+    mnistbench docs-tables docs/results.md    # the result tables of a page, from results/
 
-Exit status: 0 on success (``predict``: at least one input predicted); 1 when ``predict`` could
-read none of the given files (each has its error in the output rows and on stderr); 2 on a
-user error (a model, file or option that cannot be used), printed as one ``mnistbench error:``
-line.
+A stage reads the config files (merged in order; ``--set`` a JSON mapping merged last, as
+Snakemake's ``--config``) and finds its files from them. Exit status: 0 on success
+(``predict``: at least one input predicted); 1 when ``predict`` could read none of the given
+files; 2 on a user error (a config, model, file or option that cannot be used), printed as one
+``mnistbench error:`` line.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
-from mnistbench.entry import run
+from mnistbench.errors import MnistbenchError
+
+DEFAULT_CONFIG = "config/config.yaml"
+STAGE_HELP = {
+    "download": "get the raw MNIST files (download, local copy or generated) and their manifest",
+    "prepare": "IDX files -> uint8 tensors and the seeded validation split",
+    "train": "train one run (a model, or one seed or sweep point of it)",
+    "evaluate": "score one trained run on the test set, with its costs",
+    "report": "the comparison of every run: table, statistics, figures, provenance",
+    "tune": "learning-rate and batch-size finders for one run",
+}
+
+
+def _config_args(p: argparse.ArgumentParser, run: bool) -> None:
+    p.add_argument(
+        "--configfile", nargs="+", default=[DEFAULT_CONFIG], metavar="FILE",
+        help=f"config files, merged in order (default: {DEFAULT_CONFIG})",
+    )  # fmt: skip
+    p.add_argument("--set", default=None, metavar="JSON", help="a mapping merged over them")
+    if run:
+        p.add_argument("--model", required=True, help="the run: a name under `models:`, expanded")
+        p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -25,55 +58,139 @@ def _parser() -> argparse.ArgumentParser:
         prog="mnistbench", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     sub = p.add_subparsers(dest="command", required=True)
+    for name, text in STAGE_HELP.items():
+        _config_args(sub.add_parser(name, help=text), run=name in ("train", "evaluate", "tune"))
+    report = sub.choices["report"]
+    report.add_argument(
+        "--failed", nargs="*", default=[], metavar="MODEL=STATUS",
+        help="runs without a result and why (after a failed run): listed, not left out",
+    )  # fmt: skip
+    _use_args(sub)
+    _tool_args(sub)
+    return p
 
+
+def _use_args(sub: Any) -> None:
     pr = sub.add_parser("predict", help="predict image files or the test set with a trained model")
     pr.add_argument("model", help="a results directory (results/<dataset>/models/<m>) or .ckpt")
     pr.add_argument("files", nargs="*", help="image files (PNG, JPEG, ...; any size or colour)")
     pr.add_argument("--test-set", action="store_true", help="predict the run's test split")
-    pr.add_argument(
-        "--test-data", help="test.pt to use with --test-set (default: the run's own data)"
-    )
+    pr.add_argument("--test-data", help="test.pt for --test-set (default: the run's own data)")
     pr.add_argument("--limit", type=int, help="with --test-set: only the first N images")
     pr.add_argument("--out", help="output file: .json for JSON, else CSV (default: CSV on stdout)")
     pr.add_argument("--grid", help="PNG grid of the inputs (as the model saw them) and predictions")
-
     ex = sub.add_parser("export", help="export a trained model to ONNX and check it")
     ex.add_argument("model", help="a results directory (results/<dataset>/models/<m>) or .ckpt")
     ex.add_argument("--out", required=True, help="the .onnx file to write")
     ex.add_argument("--report", help="JSON check report (default: check.json beside --out)")
     ex.add_argument("--test-data", help="test.pt to check on (default: the run's own data)")
     ex.add_argument("--n-images", type=int, default=1000, help="test images compared (1000)")
-    ex.add_argument(
-        "--tolerance", type=float, default=1e-3, help="largest accepted |logit difference|"
+    ex.add_argument("--tolerance", type=float, default=1e-3, help="largest |logit difference|")
+
+
+def _tool_args(sub: Any) -> None:
+    dv = sub.add_parser("dvc-yaml", help="print dvc.yaml: the pipeline of the config files")
+    dv.add_argument(
+        "--configfile", nargs="+", default=[DEFAULT_CONFIG], metavar="FILE",
+        help=f"the params file, then overlays merged over it (default: {DEFAULT_CONFIG})",
+    )  # fmt: skip
+    dp = sub.add_parser("dvc-params", help="`dvc exp run -S` options that apply an overlay file")
+    dp.add_argument("overlay", help="a config file to merge over config/config.yaml")
+    dt = sub.add_parser("docs-tables", help="rewrite the generated result tables of pages")
+    dt.add_argument("pages", nargs="+", help="Markdown files with mnistbench docs-tables blocks")
+
+
+def load(files: Sequence[str], overrides: str | None = None) -> dict[str, Any]:
+    """The config files merged in order, ``overrides`` (JSON) over them, validated."""
+    from mnistbench.config import deep_merge, load_config, validate_config
+
+    config = load_config(*files)
+    if overrides:
+        try:
+            config = deep_merge(config, json.loads(overrides))
+        except (ValueError, AttributeError) as exc:
+            raise MnistbenchError(f"--set {overrides!r} is no JSON mapping ({exc})") from None
+    return validate_config(config)
+
+
+def _run_stage(args: argparse.Namespace) -> None:
+    from mnistbench import stages
+
+    config = load(args.configfile, args.set)
+    if args.command in ("train", "evaluate", "tune"):
+        getattr(stages, args.command)(config, args.model, args.threads)
+    elif args.command == "report":
+        stages.report(config, dict(item.split("=", 1) for item in args.failed))
+    else:
+        getattr(stages, args.command)(config)
+
+
+def _predict(args: argparse.Namespace) -> None:
+    from mnistbench.predict import format_rows, predict
+
+    rows = predict(
+        args.model, args.files, args.test_set, args.test_data, args.limit, args.out, args.grid
     )
-    return p
+    if not args.out:
+        sys.stdout.write(format_rows(rows))
+    failed = sum(1 for r in rows if r.get("error"))
+    print(f"predicted {len(rows) - failed} of {len(rows)} inputs", file=sys.stderr)
+    if rows and failed == len(rows):
+        sys.exit(1)
 
 
-def _main(argv: Sequence[str] | None = None) -> None:
-    args = _parser().parse_args(argv)
-    if args.command == "predict":
-        from mnistbench.predict import format_rows, predict
+def _export(args: argparse.Namespace) -> None:
+    from mnistbench.export import export_and_check
 
-        rows = predict(
-            args.model, args.files, args.test_set, args.test_data, args.limit, args.out, args.grid
-        )
-        if not args.out:
-            sys.stdout.write(format_rows(rows))
-        failed = sum(1 for r in rows if r.get("error"))
-        print(f"predicted {len(rows) - failed} of {len(rows)} inputs", file=sys.stderr)
-        if rows and failed == len(rows):
-            sys.exit(1)
-    elif args.command == "export":
-        from mnistbench.export import export_and_check
+    result = export_and_check(
+        args.model, args.out, args.report, args.test_data, args.n_images, args.tolerance
+    )
+    print(json.dumps(result, indent=2))
 
-        result = export_and_check(
-            args.model, args.out, args.report, args.test_data, args.n_images, args.tolerance
-        )
-        print(json.dumps(result, indent=2))
+
+def _dvc_yaml(args: argparse.Namespace) -> None:
+    from mnistbench.dvc import dvc_yaml
+
+    sys.stdout.write(dvc_yaml(args.configfile))
+
+
+def _dvc_params(args: argparse.Namespace) -> None:
+    from mnistbench.dvc import overrides
+
+    print(" ".join(overrides(args.overlay)))
+
+
+def _docs_tables(args: argparse.Namespace) -> None:
+    from mnistbench.reporting.docs import rewrite_page
+
+    for page in args.pages:
+        rewrite_page(page)
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], None]] = {
+    **{name: _run_stage for name in STAGE_HELP},
+    "predict": _predict,
+    "export": _export,
+    "dvc-yaml": _dvc_yaml,
+    "dvc-params": _dvc_params,
+    "docs-tables": _docs_tables,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    run(_main, argv)
+    """Log to stderr; a user-fixable ``MnistbenchError`` is one line and exit status 2."""
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+        force=True,
+    )
+    args = _parser().parse_args(argv)
+    try:
+        COMMANDS[args.command](args)
+    except MnistbenchError as exc:
+        print(f"mnistbench error: {exc}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -3,39 +3,29 @@
 
 
 rule download_data:
+    input:
+        unpack(inputs("download_data")),
     output:
-        train_images="data/{dataset}/raw/train-images-idx3-ubyte.gz",
-        train_labels="data/{dataset}/raw/train-labels-idx1-ubyte.gz",
-        test_images="data/{dataset}/raw/t10k-images-idx3-ubyte.gz",
-        test_labels="data/{dataset}/raw/t10k-labels-idx1-ubyte.gz",
-        manifest="data/{dataset}/raw/manifest.json",
+        **outputs("download_data"),
     params:
-        source=data_identity,
-        fetch=fetch_settings,
-        out=lambda wildcards, output: os.path.dirname(output.manifest),
+        cmd=command("download_data"),
+        config=config_params("download_data"),
     conda:
         "../../envs/mnistbench.yaml"
     log:
         "logs/{dataset}/download_data.log",
     shell:
-        "python workflow/scripts/download.py --out {params.out} {params.source} {params.fetch}"
-        " > {log} 2>&1"
+        "{params.cmd} > {log} 2>&1"
 
 
 rule prepare_data:
     input:
-        raw=rules.download_data.output,
-        code=package_file("data/prepare.py"),
+        unpack(inputs("prepare_data")),
     output:
-        train="data/{dataset}/prepared/train.pt",
-        val="data/{dataset}/prepared/val.pt",
-        test="data/{dataset}/prepared/test.pt",
-        stats="data/{dataset}/prepared/stats.json",
+        **outputs("prepare_data"),
     params:
-        raw=lambda wildcards, input: os.path.dirname(input.raw[0]),
-        out=lambda wildcards, output: os.path.dirname(output.stats),
-        val_size=config["data"]["val_size"],
-        split_seed=config["data"]["split_seed"],
+        cmd=command("prepare_data"),
+        config=config_params("prepare_data"),
     conda:
         "../../envs/mnistbench.yaml"
     log:
@@ -43,5 +33,4 @@ rule prepare_data:
     benchmark:
         "results/{dataset}/benchmarks/prepare_data.tsv"
     shell:
-        "python workflow/scripts/prepare.py --raw {params.raw} --out {params.out}"
-        " --val-size {params.val_size} --split-seed {params.split_seed} > {log} 2>&1"
+        "{params.cmd} > {log} 2>&1"

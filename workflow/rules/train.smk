@@ -1,22 +1,14 @@
-# One training job per configured model (the {model} wildcard).
+# One training job per run: each configured model, or each seed or sweep point of one.
 
 
 rule train_model:
     input:
-        train=rules.prepare_data.output.train,
-        val=rules.prepare_data.output.val,
-        stats=rules.prepare_data.output.stats,
-        arch=model_code,
-        code=[package_file(f) for f in ("training.py", "module.py", "datamodule.py", "hardware.py")],
+        unpack(inputs("train_model")),
     output:
-        ckpt="results/{dataset}/models/{model}/model.ckpt",
-        metrics="results/{dataset}/models/{model}/metrics.csv",
-        config="results/{dataset}/models/{model}/config.yaml",
-        summary="results/{dataset}/models/{model}/summary.json",
+        **outputs("train_model"),
     params:
-        settings=model_settings,
-        prepared=lambda wildcards, input: os.path.dirname(input.train),
-        out=model_dir,
+        cmd=command("train_model"),
+        config=config_params("train_model"),
     conda:
         "../../envs/mnistbench.yaml"
     log:
@@ -27,5 +19,4 @@ rule train_model:
     resources:
         gpu=gpus_of,
     shell:
-        "python workflow/scripts/train.py --settings {params.settings:q}"
-        " --prepared {params.prepared} --out {params.out} --threads {threads} > {log} 2>&1"
+        "{params.cmd} --threads {threads} > {log} 2>&1"

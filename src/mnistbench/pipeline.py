@@ -1,0 +1,367 @@
+"""The pipeline, defined once: every stage of a run, with its command, code, data, params, outputs.
+
+``stages(config, raw, config_files)`` lists the stage instances of a validated config (after
+``only``, ``seeds`` and sweeps expanded it): one download, one prepare, one train and one evaluate
+per run, one report, and the on-request tune and export per run. Both orchestrators are driven
+from this table: the Snakemake rules take their inputs, parameters and commands from it
+(``workflow/rules/common.smk``) and ``mnistbench dvc-yaml`` writes ``dvc.yaml`` from it
+(``mnistbench.dvc``); ``tests/test_pipeline.py`` checks that the two DAGs agree.
+
+- **command**: ``mnistbench <stage>`` with the config files (and the stage's share of
+  Snakemake's ``--config`` overrides); the stage finds its files from the config.
+- **code**: the module that does the stage's work and every module of the package it imports
+  (found in their source; of the architectures only the run's own), and the schema.
+- **params**: the config keys the stage reads, as they are written in the config files, so
+  that a change of one model's settings reruns that model's stages only.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import json
+import os
+import shlex
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mnistbench.config import architecture
+from mnistbench.data.manifest import MANIFEST_NAME, MNIST_FILES
+
+PACKAGE = Path(__file__).resolve().parent
+RUN = "results/{dataset}/models/{model}"
+PREPARED = "data/{dataset}/prepared"
+
+# Each stage's outputs by name, with the {dataset} and {model} wildcards of the Snakemake rules.
+OUTPUTS: dict[str, dict[str, str]] = {
+    "download_data": {
+        **{key: f"data/{{dataset}}/raw/{name}" for key, (name, _) in MNIST_FILES.items()},
+        "manifest": f"data/{{dataset}}/raw/{MANIFEST_NAME}",
+    },
+    "prepare_data": {
+        **{split: f"{PREPARED}/{split}.pt" for split in ("train", "val", "test")},
+        "stats": f"{PREPARED}/stats.json",
+    },
+    "train_model": {
+        "ckpt": f"{RUN}/model.ckpt",
+        "metrics": f"{RUN}/metrics.csv",
+        "config": f"{RUN}/config.yaml",
+        "summary": f"{RUN}/summary.json",
+    },
+    "evaluate_model": {
+        "metrics": f"{RUN}/test/metrics.json",
+        "confusion": f"{RUN}/test/confusion.csv",
+        "confusion_png": f"{RUN}/test/confusion.png",
+        "predictions": f"{RUN}/test/predictions.npz",
+        # actual,predicted per test image: the long form DVC's confusion plot reads
+        "predictions_csv": f"{RUN}/test/predictions.csv",
+    },
+    "build_report": {
+        "csv": "results/{dataset}/comparison.csv",
+        "md": "results/{dataset}/comparison.md",
+        "seeds": "results/{dataset}/seeds.csv",
+        "summary": "results/{dataset}/summary.json",
+        "curves": "results/{dataset}/figures/learning_curves.png",
+        "f1_params": "results/{dataset}/figures/f1_vs_params.png",
+        "f1_ci": "results/{dataset}/figures/f1_ci.png",
+        "pareto": "results/{dataset}/figures/pareto.png",
+        "gallery": "results/{dataset}/figures/misclassified.png",
+        "provenance_csv": "results/{dataset}/provenance.csv",
+        "provenance_json": "results/{dataset}/provenance.json",
+    },
+    "export_model": {"onnx": f"{RUN}/export/model.onnx", "check": f"{RUN}/export/check.json"},
+    "tune_model": {
+        "suggestion": f"{RUN}/tune/suggestion.json",
+        "plot": f"{RUN}/tune/lr_finder.png",
+    },
+}
+
+
+@dataclass(frozen=True)
+class Step:
+    """One kind of stage: the rule, its DVC name and command, what it reads and what it needs."""
+
+    rule: str
+    dvc: str
+    command: str
+    modules: tuple[str, ...]  # where the work is done: the code dependencies start here
+    reads: tuple[str, ...]  # config keys; {model} is the run's model as the config names it
+    needs: tuple[tuple[str, str], ...] = ()  # (rule, output) of the steps before it
+    per_run: bool = True
+    target: bool = True  # part of the default run (rule all, dvc.yaml); else on request only
+
+
+STEPS = (
+    Step(
+        "download_data",
+        "download",
+        "download",
+        ("mnistbench.data.download", "mnistbench.data.synthetic"),
+        ("dataset", "data.source", "data.local_dir", "data.mirrors", "data.download_retries")
+        + ("data.download_timeout_s", "data.download_backoff_s", "data.synthetic"),
+        per_run=False,
+    ),
+    Step(
+        "prepare_data",
+        "prepare",
+        "prepare",
+        ("mnistbench.data.prepare",),
+        ("dataset", "data.val_size", "data.split_seed"),
+        tuple(("download_data", key) for key in OUTPUTS["download_data"]),
+        per_run=False,
+    ),
+    Step(
+        "train_model",
+        "train",
+        "train",
+        ("mnistbench.training",),
+        ("dataset", "train", "models.{model}", "seeds"),
+        (("prepare_data", "train"), ("prepare_data", "val"), ("prepare_data", "stats")),
+    ),
+    Step(
+        "evaluate_model",
+        "evaluate",
+        "evaluate",
+        ("mnistbench.evaluation",),
+        ("dataset", "evaluate"),
+        (("train_model", "ckpt"), ("prepare_data", "test")),
+    ),
+    Step(
+        "build_report",
+        "report",
+        "report",
+        ("mnistbench.reporting",),
+        # the whole config: the provenance records it
+        ("dataset", "data", "train", "only", "seeds", "models", "evaluate", "report", "tune"),
+        # per run: its published files; then the test split (gallery) and the data's digests
+        tuple(("train_model", key) for key in ("summary", "metrics", "config"))
+        + (("evaluate_model", "metrics"), ("evaluate_model", "predictions"))
+        + (("prepare_data", "test"), ("download_data", "manifest")),
+        per_run=False,
+    ),
+    Step(
+        "tune_model",
+        "tune",
+        "tune",
+        ("mnistbench.tuning",),
+        ("dataset", "train", "models.{model}", "seeds", "tune"),
+        (("prepare_data", "train"), ("prepare_data", "val"), ("prepare_data", "stats")),
+        target=False,
+    ),
+    Step(
+        "export_model",
+        "export",
+        "export",
+        ("mnistbench.export",),
+        (),
+        (("train_model", "ckpt"), ("prepare_data", "test")),
+        target=False,
+    ),
+)
+STEP = {step.rule: step for step in STEPS}
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage instance: what both orchestrators run and track for it."""
+
+    step: Step
+    run: str | None  # the run (a model, or a seed or sweep point of one); None: once per data set
+    argv: tuple[str, ...]  # mnistbench <stage> ...
+    code: tuple[str, ...]
+    deps: dict[str, list[str]]  # name -> data files
+    params: dict[str, Any]  # config key -> its value in the config files (and overrides)
+    outs: dict[str, str]
+    wildcards: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def rule(self) -> str:
+        return self.step.rule
+
+    @property
+    def name(self) -> str:
+        """The DVC stage: download, prepare, report, train@<run>, evaluate@<run>, ..."""
+        return f"{self.step.dvc}@{self.run}" if self.run else self.step.dvc
+
+    def command(self) -> str:
+        """The shell command (``python -m mnistbench``: no installation needed with src/)."""
+        return shlex.join(["python", "-m", *self.argv])
+
+
+def outputs(rule: str, dataset: str, run: str | None = None) -> dict[str, str]:
+    return {k: v.format(dataset=dataset, model=run) for k, v in OUTPUTS[rule].items()}
+
+
+def base_model(raw: Mapping[str, Any], run: str) -> str:
+    """The model under ``models:`` in the config files that a run comes from (``cnn`` for
+    ``cnn-seed2`` or ``cnn-max_lr0.01``): its params are that model's key."""
+    names = [m for m in (raw.get("models") or {}) if run == m or run.startswith(f"{m}-")]
+    if not names:
+        raise KeyError(f"run {run!r} comes from no model under `models:` of the config files")
+    return max(names, key=len)
+
+
+def key_value(tree: Mapping[str, Any], dotted: str) -> Any:
+    node: Any = tree
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def restrict(overrides: Mapping[str, Any], keys: Iterable[str]) -> dict[str, Any]:
+    """The part of ``overrides`` under ``keys`` (dotted), as a nested mapping."""
+    out: dict[str, Any] = {}
+    for key in keys:
+        value = key_value(overrides, key)
+        if value is None:
+            continue
+        *parents, leaf = key.split(".")
+        node = out
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return out
+
+
+def stages(
+    config: Mapping[str, Any],
+    raw: Mapping[str, Any],
+    config_files: Sequence[str],
+    overrides: Mapping[str, Any] | None = None,
+) -> list[Stage]:
+    """Every stage instance of a run, in pipeline order.
+
+    ``config`` is validated (runs expanded), ``raw`` the config files merged (with the overrides)
+    as written, whose keys are the params; ``config_files`` and ``overrides`` (Snakemake's
+    ``--config``; each stage gets the part under its keys) go into the commands."""
+    dataset = config["dataset"]
+    runs = list(config["models"])
+    out = []
+    for step in STEPS:
+        for run in runs if step.per_run else [None]:
+            arch = architecture(config, run) if run else None
+            reads = [k.format(model=base_model(raw, run)) if run else k for k in step.reads]
+            out.append(
+                Stage(
+                    step=step,
+                    run=run,
+                    argv=_argv(step, run, dataset, config_files, restrict(overrides or {}, reads)),
+                    code=tuple(code_files(step.modules, arch)),
+                    deps=_deps(step, dataset, run, runs),
+                    params={key: key_value(raw, key) for key in reads},
+                    outs=outputs(step.rule, dataset, run),
+                    wildcards={"dataset": dataset, **({"model": run} if run else {})},
+                )
+            )
+    return out
+
+
+def _argv(
+    step: Step, run: str | None, dataset: str, files: Sequence[str], overrides: Mapping[str, Any]
+) -> tuple[str, ...]:
+    if step.rule == "export_model":  # a trained model in, an ONNX file out
+        ins = {name: path for name, (path,) in _deps(step, dataset, run, [run]).items()}
+        outs = outputs(step.rule, dataset, run)
+        model_dir = os.path.dirname(ins["train_ckpt"])
+        return (
+            "mnistbench",
+            "export",
+            model_dir,
+            "--out",
+            outs["onnx"],
+            "--report",
+            outs["check"],
+            "--test-data",
+            ins["prepare_test"],
+        )
+    argv = ["mnistbench", step.command, "--configfile", *files]
+    if overrides:
+        argv += ["--set", json.dumps(overrides, sort_keys=True, separators=(",", ":"))]
+    return tuple(argv + (["--model", run] if run else []))
+
+
+def _deps(step: Step, dataset: str, run: str | None, runs: Sequence[str]) -> dict[str, list[str]]:
+    """Data files by name (``<step>_<output>``, e.g. ``prepare_train``): per-run outputs of the
+    stage's own run, or of every run for a stage that comes once."""
+    deps: dict[str, list[str]] = {}
+    for rule, key in step.needs:
+        sources = ([run] if run else runs) if STEP[rule].per_run else [None]
+        deps[f"{STEP[rule].dvc}_{key}"] = [outputs(rule, dataset, r)[key] for r in sources]
+    return deps
+
+
+# ------------------------------------------------------------------------- code dependencies
+
+
+@functools.cache
+def imports_of(module: str) -> frozenset[str]:
+    """The package's modules that ``module`` imports (anywhere in its source, also inside
+    functions), with the packages they sit in, found by reading the source (nothing is run)."""
+    source = module_file(module)
+    if source is None:
+        raise FileNotFoundError(f"no module {module} in {PACKAGE}")
+    tree = ast.parse(source.read_text(encoding="utf-8"))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            # `from mnistbench.data import prepare` imports a module, `from x import f` a name
+            names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+        else:
+            continue
+        for name in names:
+            if name.split(".")[0] == PACKAGE.name and module_file(name):
+                found.update(_with_parents(name))
+    found.discard(module)
+    return frozenset(found)
+
+
+def _with_parents(module: str) -> list[str]:
+    parts = module.split(".")
+    return [".".join(parts[:i]) for i in range(1, len(parts) + 1)]
+
+
+def module_file(module: str) -> Path | None:
+    """The source file of one of the package's modules (``mnistbench.data`` -> its __init__),
+    None for a name that is no module (``mnistbench.errors.ConfigError``)."""
+    path = PACKAGE.parent.joinpath(*module.split("."))
+    for candidate in (path.with_suffix(".py"), path / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def closure(modules: Iterable[str]) -> set[str]:
+    """``modules``, their packages and everything of the package they import, transitively.
+    The architectures (``mnistbench.models.<arch>``) are no import of anything: each run's own
+    is added by ``code_files``, so that editing one reruns only its runs."""
+    todo = [m for name in modules for m in _with_parents(name)]
+    seen: set[str] = set()
+    while todo:
+        module = todo.pop()
+        if module not in seen:
+            seen.add(module)
+            todo.extend(imports_of(module) - seen)
+    return seen
+
+
+def code_files(modules: Sequence[str], arch: str | None = None) -> list[str]:
+    """The files the stage's code consists of, as the orchestrators list them: relative to the
+    working directory when the package lies below it (src/mnistbench/...), else absolute (an
+    installed package). With ``arch``, that architecture's file; with the config module, the
+    schema (the defaults of every key it fills in)."""
+    names = closure([*modules, *([f"mnistbench.models.{arch}"] if arch else [])])
+    files = {module_file(m) for m in names} - {None}
+    if "mnistbench.config" in names:
+        files.add(PACKAGE / "schema" / "config.schema.yaml")
+    return sorted(_shown(f) for f in files)
+
+
+def _shown(path: Path) -> str:
+    here = Path.cwd().resolve()
+    return str(path.relative_to(here)) if path.is_relative_to(here) else str(path)

@@ -1,0 +1,104 @@
+"""What each ``mnistbench <stage>`` does: the validated config in, one typed function of the
+package called on the files the pipeline table names (``mnistbench.pipeline.outputs``).
+
+The Snakemake rules, the DVC stages and people all run the stages through these functions
+(``mnistbench.cli``), so that a stage reads and writes the same files whoever starts it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from mnistbench.config import model_names, resolve_model
+from mnistbench.pipeline import outputs
+
+
+def _dir(path: str) -> str:
+    return os.path.dirname(path)
+
+
+def _set_threads(threads: int | None) -> None:
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def download(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The raw files as the config's ``data`` block says: generated (``source: synthetic``),
+    copied from ``local_dir``, or downloaded from ``mirrors``; then their manifest."""
+    data = config["data"]
+    out = _dir(outputs("download_data", config["dataset"])["manifest"])
+    if data["source"] == "synthetic":
+        from mnistbench.data.synthetic import write_synthetic
+
+        syn = data["synthetic"]
+        return write_synthetic(out, syn["n_train"], syn["n_test"], syn["seed"])
+    from mnistbench.data.download import copy_local, download_mnist
+
+    if data["local_dir"]:
+        return copy_local(data["local_dir"], out)
+    return download_mnist(
+        out,
+        data["mirrors"],
+        retries=data["download_retries"],
+        timeout=data["download_timeout_s"],
+        backoff=data["download_backoff_s"],
+    )
+
+
+def prepare(config: Mapping[str, Any]) -> dict[str, Any]:
+    from mnistbench.data.prepare import prepare_dataset
+
+    dataset, data = config["dataset"], config["data"]
+    raw = _dir(outputs("download_data", dataset)["manifest"])
+    out = _dir(outputs("prepare_data", dataset)["stats"])
+    return prepare_dataset(raw, out, data["val_size"], data["split_seed"])
+
+
+def train(config: Mapping[str, Any], run: str, threads: int | None = None) -> dict[str, Any]:
+    from mnistbench.training import train_model
+
+    dataset = config["dataset"]
+    prepared = _dir(outputs("prepare_data", dataset)["stats"])
+    out = _dir(outputs("train_model", dataset, run)["ckpt"])
+    return train_model(resolve_model(config, run), prepared, out, threads)
+
+
+def evaluate(config: Mapping[str, Any], run: str, threads: int | None = None) -> dict[str, Any]:
+    from mnistbench.evaluation import evaluate as evaluate_model
+
+    _set_threads(threads)
+    dataset = config["dataset"]
+    resolve_model(config, run)  # an unknown run is a config error, before any file is read
+    ckpt = outputs("train_model", dataset, run)["ckpt"]
+    test = outputs("prepare_data", dataset)["test"]
+    out = _dir(outputs("evaluate_model", dataset, run)["metrics"])
+    return evaluate_model(ckpt, test, out, run, config["evaluate"]["batch_size"])
+
+
+def report(config: Mapping[str, Any], failed: Mapping[str, str] | None = None) -> Any:
+    """The comparison of every run of the config; ``failed`` (run -> why) after a failed run."""
+    from mnistbench.reporting import build_report
+
+    dataset = config["dataset"]
+    runs = {run: _dir(outputs("train_model", dataset, run)["ckpt"]) for run in model_names(config)}
+    return build_report(
+        list(runs.values()),
+        outputs("build_report", dataset),
+        config,
+        failed=failed,
+        test_split=outputs("prepare_data", dataset)["test"],
+        manifest=outputs("download_data", dataset)["manifest"],
+    )
+
+
+def tune(config: Mapping[str, Any], run: str, threads: int | None = None) -> dict[str, Any]:
+    from mnistbench.tuning import tune_model
+
+    dataset = config["dataset"]
+    prepared = _dir(outputs("prepare_data", dataset)["stats"])
+    out = _dir(outputs("tune_model", dataset, run)["suggestion"])
+    return tune_model(resolve_model(config, run), prepared, out, config["tune"], threads)
