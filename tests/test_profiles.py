@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from mnistbench.cli import load
+from mnistbench.config import resolve_model
 from tests.conftest import copy_project
 
 BIN = Path(sys.executable).parent
@@ -121,14 +123,14 @@ def test_local_profile_sets_memory_and_changes_nothing_planned(project) -> None:
             assert fields(job["resources"])["gpu"] == "0"
             assert fields(job["resources"]).get("mem_mb") == mem
         # 4 cores shared out among 6 train jobs: one thread each, so they run side by side
-        assert len(re.findall(r"train\.py [^\n]*--threads 1 >", text)) == len(MODELS)
+        assert len(re.findall(r"mnistbench train [^\n]*--threads 1 >", text)) == len(MODELS)
 
 
 def test_train_jobs_share_the_cores(project) -> None:
     """Each train job gets cores // models threads (at least one): all run at once."""
     for cores, threads in (("2", 1), ("12", 2), ("24", 4)):
         text = dry_run(project, "--cores", cores, "--printshellcmds")
-        found = re.findall(r"train\.py [^\n]*--threads (\d+) >", text)
+        found = re.findall(r"mnistbench train [^\n]*--threads (\d+) >", text)
         assert found == [str(threads)] * len(MODELS), cores
 
 
@@ -143,5 +145,10 @@ def test_sweep_config_schedules_one_train_job_per_value(project) -> None:
     assert trains == sorted(expected + [m for m in MODELS if m != "cnn"])
     for name in expected:
         assert f"results/synthetic/models/{name}/summary.json" in out  # its own directory
-    # each run gets its own learning rate in its settings
-    assert '"max_lr": 0.01' in out and '"max_lr": 0.002' in out
+    # each run gets its own learning rate: the config its command names resolves to it
+    commands = re.findall(r"mnistbench train --configfile ([^\n]*?) --model (\S+) --threads", out)
+    assert len(commands) == len(trains)
+    for files, run in commands:
+        settings = resolve_model(load([str(project / f) for f in files.split()]), run)
+        if run.startswith("cnn-max_lr"):
+            assert settings["scheduler"]["max_lr"] == float(run.removeprefix("cnn-max_lr"))
