@@ -174,7 +174,8 @@ def test_committed_dvc_yaml_is_the_generated_one(monkeypatch: pytest.MonkeyPatch
 
 
 def test_code_dependencies_follow_the_imports() -> None:
-    from mnistbench.pipeline import STEP, closure, code_files
+    from mnistbench.codedeps import closure, code_files
+    from mnistbench.pipeline import STEP
 
     train = STEP["train_model"]
     files = code_files(train.modules, "cnn")

@@ -9,17 +9,15 @@ changes), and DVC stages read the same keys.
 from __future__ import annotations
 
 import copy
-import difflib
 import functools
-import itertools
-import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from mnistbench.errors import ConfigError
+from mnistbench.errors import ConfigError, did_you_mean
+from mnistbench.runs import apply_only, apply_seeds, expand_sweeps
 
 # Package data (also linked from workflow/schemas/, where the Snakemake catalog looks for it): the
 # one description of every key, and the one place its default is written.
@@ -28,12 +26,6 @@ SCHEMA_REF = "workflow/schemas/config.schema.yaml"
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 # Training images of the official MNIST training file (data.source = mnist).
 MNIST_TRAIN_SIZE = 60000
-
-
-def did_you_mean(word: str, choices: Iterable[str]) -> str:
-    """`` (did you mean 'x'?)`` for the closest valid name, or "" when none is close."""
-    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _schema_error_line(err: Any, prefix: str = "") -> str:
@@ -178,118 +170,6 @@ def validate_config(
     return config
 
 
-def apply_only(config: dict[str, Any]) -> None:
-    """``only: [cnn, lenet5]`` keeps just those models, so one config file holds every recipe and
-    a run (e.g. the multi-seed comparison) picks some without editing it. Applied once: the
-    validated config lists the kept models and an empty ``only``."""
-    only = config.get("only") or []
-    if not only:
-        return
-    models = config.get("models") or {}
-    unknown = [name for name in only if name not in models]
-    if unknown:
-        name = unknown[0]
-        raise ConfigError(
-            f"only: {name!r} is not under `models:`{did_you_mean(name, models)}; "
-            f"configured: {', '.join(models)}"
-        )
-    config["models"] = {name: entry for name, entry in models.items() if name in only}
-    config["only"] = []
-
-
-def apply_seeds(config: dict[str, Any]) -> None:
-    """``seeds: [1, 2, 3]`` trains every model once per seed: each model that does not set its
-    own ``train.seed`` gets a sweep over ``seed``, so ``cnn`` becomes ``cnn-seed1``, ``cnn-seed2``,
-    ``cnn-seed3`` (the seed in the output paths; the report gives mean and std per model).
-    Runs already expanded set ``train.seed``, so validating twice expands once."""
-    seeds = config.get("seeds") or []
-    if not seeds:
-        return
-    models = config.get("models") or {}
-    for name, entry in list(models.items()):
-        entry = dict(entry or {})
-        if "seed" in (entry.get("train") or {}):
-            continue
-        sweep = dict(entry.get("sweep") or {})
-        if "seed" in sweep:
-            raise ConfigError(
-                f"models.{name}.sweep.seed and `seeds` both set the seeds of {name!r}; keep one"
-            )
-        sweep["seed"] = list(seeds)
-        entry["sweep"] = sweep
-        models[name] = entry
-
-
-def _sweep_value_label(value: Any) -> str:
-    if isinstance(value, bool):
-        return str(value).lower()
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", str(value))
-
-
-def _train_key_exists(schema: Mapping[str, Any], dotted: str) -> bool:
-    node: Mapping[str, Any] = schema["$defs"]["train"]
-    for part in dotted.split("."):
-        props = node.get("properties") or {}
-        if part not in props:
-            return False
-        node = props[part]
-    return "properties" not in node  # a setting, not a whole block
-
-
-def expand_sweeps(config: dict[str, Any], schema: Mapping[str, Any]) -> None:
-    """Replace each model with a ``sweep:`` by one model per combination of the listed values.
-
-    ``models: {cnn: {sweep: {optimizer.lr: [0.001, 0.003]}}}`` becomes ``cnn-lr0.001`` and
-    ``cnn-lr0.003``: ordinary models (own train job, results directory and table row) whose
-    ``train`` block sets the swept key. Several keys give their Cartesian product. Names use the
-    last part of each key (the whole key, dots as ``_``, when two keys share it) and the value,
-    with anything but letters, digits, ``_``, ``.`` and ``-`` replaced by ``_``.
-    """
-    models = config.get("models") or {}
-    if not any(isinstance(entry, Mapping) and entry.get("sweep") for entry in models.values()):
-        return
-    expanded: dict[str, Any] = {}
-    for name, entry in models.items():
-        sweep = (entry or {}).get("sweep") if isinstance(entry, Mapping) else None
-        if not sweep:
-            expanded[name] = entry
-            continue
-        keys = list(sweep)
-        for key in keys:
-            if not _train_key_exists(schema, key):
-                raise ConfigError(
-                    f"models.{name}.sweep: {key!r} is not a training setting; use a dotted key "
-                    "of `train` (e.g. optimizer.lr, batch_size, scheduler.max_lr)"
-                )
-        leaves = [k.rsplit(".", 1)[-1] for k in keys]
-        labels = [
-            leaf if leaves.count(leaf) == 1 else key.replace(".", "_")
-            for key, leaf in zip(keys, leaves, strict=True)
-        ]
-        base = {k: v for k, v in entry.items() if k != "sweep"}
-        for combo in itertools.product(*(sweep[k] for k in keys)):
-            run = name + "".join(
-                f"-{label}{_sweep_value_label(v)}" for label, v in zip(labels, combo, strict=True)
-            )
-            if run in models or run in expanded:
-                raise ConfigError(
-                    f"models.{name}.sweep: the run name {run!r} is already taken; rename the "
-                    "model or drop the duplicate value"
-                )
-            override: dict[str, Any] = {}
-            for key, value in zip(keys, combo, strict=True):
-                *parents, leaf = key.split(".")
-                node = override
-                for part in parents:
-                    node = node.setdefault(part, {})
-                node[leaf] = value
-            run_entry = copy.deepcopy(base)
-            run_entry["arch"] = base.get("arch", name)
-            run_entry["train"] = deep_merge(base.get("train") or {}, override)
-            expanded[run] = run_entry
-    config["models"] = expanded
-
-
 def check_semantics(config: dict[str, Any], schema: dict[str, Any]) -> None:
     """Checks a JSON schema cannot express: merged per-model settings, registered names."""
     import jsonschema
@@ -370,11 +250,6 @@ def _check_val_size(config: Mapping[str, Any]) -> None:
 def load_validated(*paths: str | Path) -> dict[str, Any]:
     """The config files merged in order, validated, defaults filled (what DVC stages read)."""
     return validate_config(load_config(*paths))
-
-
-def model_dir(config: Mapping[str, Any], name: str) -> str:
-    """A model's results directory, as both orchestrators name it."""
-    return f"results/{config['dataset']}/models/{name}"
 
 
 def model_names(config: Mapping[str, Any]) -> list[str]:

@@ -1,4 +1,5 @@
-"""Where a model trains, decided one way for the whole workflow (and without importing torch).
+"""Where a model trains, decided one way for the whole workflow (and without importing torch),
+and what the machine it trained on was.
 
 The Snakefile claims a train job's GPUs (Snakemake's ``gpu`` resource) while it parses, before
 any job starts, and the job itself must then train on exactly that device. Both ask
@@ -12,6 +13,8 @@ import os
 import shutil
 from collections.abc import Mapping
 from typing import Any
+
+from mnistbench.errors import ConfigError
 
 
 def gpu_visible(nvidia_smi: str | None = "which") -> bool:
@@ -32,3 +35,43 @@ def train_gpus(settings: Mapping[str, Any], nvidia_smi: str | None = "which") ->
     """GPUs one train job occupies: ``devices`` on a GPU, none on the CPU."""
     on_gpu = accelerator_for(settings["accelerator"], nvidia_smi) == "gpu"
     return int(settings["devices"]) if on_gpu else 0
+
+
+def resolve_accelerator(requested: str) -> str:
+    """The device a job trains on (``accelerator_for``, as the workflow claimed it), checked
+    against what this torch build can use."""
+    import torch
+
+    accelerator = accelerator_for(requested)
+    if accelerator == "gpu" and not torch.cuda.is_available():
+        raise ConfigError(
+            f"train.accelerator is {requested!r} and a GPU is visible (nvidia-smi), but this torch "
+            "build cannot use it (torch.cuda.is_available() is false); install a CUDA build of "
+            "torch or set train.accelerator: cpu"
+        )
+    return accelerator
+
+
+def environment_info() -> dict[str, Any]:
+    """The machine and software a run trained with (its config.yaml snapshot; the provenance)."""
+    import platform
+    import sys
+
+    import lightning as L
+    import torch
+
+    from mnistbench.hardware import cpu_name, native_bf16
+
+    return {
+        "python": sys.version.split()[0],
+        "torch": str(torch.__version__),
+        "lightning": str(L.__version__),
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu": cpu_name(),
+        # What precision choices depend on: AVX2 CPUs emulate bf16, AVX-512 BF16 ones do not.
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "native_bf16": native_bf16("cpu"),
+        "cuda_device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "torch_threads": torch.get_num_threads(),
+    }

@@ -23,7 +23,7 @@ import yaml
 
 from mnistbench.config import architecture, load_config, validate_config
 from mnistbench.errors import ConfigError
-from mnistbench.pipeline import STEPS, Stage, base_model, stages
+from mnistbench.pipeline import MISSING, STEPS, Stage, base_model, key_value, stages
 
 PARAMS_FILE = "config/config.yaml"
 # DVC runs the project's own package source, as the Snakemake jobs do.
@@ -61,12 +61,7 @@ HEADER = """\
 
 
 def has_key(tree: Mapping[str, Any], dotted: str) -> bool:
-    node: Any = tree
-    for part in dotted.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            return False
-        node = node[part]
-    return True
+    return key_value(tree, dotted, MISSING) is not MISSING
 
 
 def dvc_yaml(files: Sequence[str] = (PARAMS_FILE,)) -> str:

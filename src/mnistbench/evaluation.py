@@ -112,6 +112,24 @@ def plot_confusion(cm: np.ndarray, title: str, path: str | Path) -> None:
     write_figure(fig, path)
 
 
+def _write_predictions(
+    out: Path, cm: np.ndarray, labels: np.ndarray, preds: np.ndarray, proba: np.ndarray
+) -> None:
+    """confusion.csv, predictions.csv (actual,predicted per image) and predictions.npz."""
+    header = ",".join(["true\\pred"] + [str(i) for i in range(cm.shape[1])])
+    rows = [",".join([str(i)] + [str(v) for v in row]) for i, row in enumerate(cm)]
+    write_text(out / "confusion.csv", "\n".join([header, *rows]) + "\n")
+    pairs = "".join(f"{t},{p}\n" for t, p in zip(labels.tolist(), preds.tolist(), strict=True))
+    write_text(out / "predictions.csv", "actual,predicted\n" + pairs)
+    with atomic_path(out / "predictions.npz") as tmp, open(tmp, "wb") as fh:
+        np.savez_compressed(
+            fh,
+            labels=labels.astype(np.uint8),
+            preds=preds.astype(np.uint8),
+            proba=proba.astype(np.float32),
+        )
+
+
 def evaluate(
     checkpoint: str | Path,
     test_split: str | Path,
@@ -157,19 +175,8 @@ def evaluate(
             latency_ms_b256=round(latency[256], 4),
             latency_threads=torch.get_num_threads(),
         )
-    header = ",".join(["true\\pred"] + [str(i) for i in range(cm.shape[1])])
-    rows = [",".join([str(i)] + [str(v) for v in row]) for i, row in enumerate(cm)]
-    write_text(out / "confusion.csv", "\n".join([header, *rows]) + "\n")
-    pairs = "".join(f"{t},{p}\n" for t, p in zip(y.tolist(), preds.tolist(), strict=True))
-    write_text(out / "predictions.csv", "actual,predicted\n" + pairs)
+    _write_predictions(out, cm, y, preds, proba.numpy())
     plot_confusion(cm, f"{model_name}: test F1 {result['test_f1']:.4f}", out / "confusion.png")
-    with atomic_path(out / "predictions.npz") as tmp, open(tmp, "wb") as fh:
-        np.savez_compressed(
-            fh,
-            labels=y.astype(np.uint8),
-            preds=preds.astype(np.uint8),
-            proba=proba.numpy().astype(np.float32),
-        )
     write_json(out / "metrics.json", result)
     log.info(
         "%s: test F1 %.4f, accuracy %.4f; %d MACs per image, %s ms per image at batch 1/256",

@@ -17,20 +17,17 @@ from this table: the Snakemake rules take their inputs, parameters and commands 
 
 from __future__ import annotations
 
-import ast
-import functools
 import json
 import os
 import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+from mnistbench.codedeps import code_files
 from mnistbench.config import architecture
 from mnistbench.data.manifest import MANIFEST_NAME, MNIST_FILES
 
-PACKAGE = Path(__file__).resolve().parent
 RUN = "results/{dataset}/models/{model}"
 PREPARED = "data/{dataset}/prepared"
 
@@ -203,11 +200,15 @@ def base_model(raw: Mapping[str, Any], run: str) -> str:
     return max(names, key=len)
 
 
-def key_value(tree: Mapping[str, Any], dotted: str) -> Any:
+MISSING = object()
+
+
+def key_value(tree: Mapping[str, Any], dotted: str, missing: Any = None) -> Any:
+    """The value of a dotted key (``models.cnn``) in a config tree; ``missing`` if it has none."""
     node: Any = tree
     for part in dotted.split("."):
         if not isinstance(node, Mapping) or part not in node:
-            return None
+            return missing
         node = node[part]
     return node
 
@@ -216,8 +217,8 @@ def restrict(overrides: Mapping[str, Any], keys: Iterable[str]) -> dict[str, Any
     """The part of ``overrides`` under ``keys`` (dotted), as a nested mapping."""
     out: dict[str, Any] = {}
     for key in keys:
-        value = key_value(overrides, key)
-        if value is None:
+        value = key_value(overrides, key, MISSING)
+        if value is MISSING:
             continue
         *parents, leaf = key.split(".")
         node = out
@@ -292,76 +293,3 @@ def _deps(step: Step, dataset: str, run: str | None, runs: Sequence[str]) -> dic
         sources = ([run] if run else runs) if STEP[rule].per_run else [None]
         deps[f"{STEP[rule].dvc}_{key}"] = [outputs(rule, dataset, r)[key] for r in sources]
     return deps
-
-
-# ------------------------------------------------------------------------- code dependencies
-
-
-@functools.cache
-def imports_of(module: str) -> frozenset[str]:
-    """The package's modules that ``module`` imports (anywhere in its source, also inside
-    functions), with the packages they sit in, found by reading the source (nothing is run)."""
-    source = module_file(module)
-    if source is None:
-        raise FileNotFoundError(f"no module {module} in {PACKAGE}")
-    tree = ast.parse(source.read_text(encoding="utf-8"))
-    found: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            # `from mnistbench.data import prepare` imports a module, `from x import f` a name
-            names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
-        else:
-            continue
-        for name in names:
-            if name.split(".")[0] == PACKAGE.name and module_file(name):
-                found.update(_with_parents(name))
-    found.discard(module)
-    return frozenset(found)
-
-
-def _with_parents(module: str) -> list[str]:
-    parts = module.split(".")
-    return [".".join(parts[:i]) for i in range(1, len(parts) + 1)]
-
-
-def module_file(module: str) -> Path | None:
-    """The source file of one of the package's modules (``mnistbench.data`` -> its __init__),
-    None for a name that is no module (``mnistbench.errors.ConfigError``)."""
-    path = PACKAGE.parent.joinpath(*module.split("."))
-    for candidate in (path.with_suffix(".py"), path / "__init__.py"):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def closure(modules: Iterable[str]) -> set[str]:
-    """``modules``, their packages and everything of the package they import, transitively.
-    The architectures (``mnistbench.models.<arch>``) are no import of anything: each run's own
-    is added by ``code_files``, so that editing one reruns only its runs."""
-    todo = [m for name in modules for m in _with_parents(name)]
-    seen: set[str] = set()
-    while todo:
-        module = todo.pop()
-        if module not in seen:
-            seen.add(module)
-            todo.extend(imports_of(module) - seen)
-    return seen
-
-
-def code_files(modules: Sequence[str], arch: str | None = None) -> list[str]:
-    """The files the stage's code consists of, as the orchestrators list them: relative to the
-    working directory when the package lies below it (src/mnistbench/...), else absolute (an
-    installed package). With ``arch``, that architecture's file; with the config module, the
-    schema (the defaults of every key it fills in)."""
-    names = closure([*modules, *([f"mnistbench.models.{arch}"] if arch else [])])
-    files = {module_file(m) for m in names} - {None}
-    if "mnistbench.config" in names:
-        files.add(PACKAGE / "schema" / "config.schema.yaml")
-    return sorted(_shown(f) for f in files)
-
-
-def _shown(path: Path) -> str:
-    here = Path.cwd().resolve()
-    return str(path.relative_to(here)) if path.is_relative_to(here) else str(path)

@@ -30,7 +30,8 @@ log = logging.getLogger("mnistbench.training")  # the train job's log, one logge
 def fingerprint(settings: dict[str, Any], stats: dict[str, Any]) -> str:
     """What a resumable checkpoint was made with: settings, data statistics, the train stage's
     code (that of its architecture included)."""
-    from mnistbench.pipeline import STEP, code_files
+    from mnistbench.codedeps import code_files
+    from mnistbench.pipeline import STEP
 
     h = hashlib.sha256(json.dumps([settings, stats], sort_keys=True).encode())
     for path in code_files(STEP["train_model"].modules, settings["arch"]):

@@ -21,10 +21,8 @@ from __future__ import annotations
 
 import logging
 import os
-import platform
 import resource
 import shutil
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,9 +37,8 @@ from lightning.pytorch.loggers import CSVLogger
 from mnistbench.callbacks import callbacks_for
 from mnistbench.config import swa_start_epoch
 from mnistbench.datamodule import MNISTDataModule
-from mnistbench.devices import accelerator_for
-from mnistbench.errors import ConfigError
-from mnistbench.hardware import apply_speed, cpu_name, native_bf16
+from mnistbench.devices import environment_info, resolve_accelerator
+from mnistbench.hardware import apply_speed
 from mnistbench.io import atomic_path, read_json, write_json, write_text
 from mnistbench.models import build_model, count_parameters
 from mnistbench.module import Classifier
@@ -70,19 +67,6 @@ def launched_as_rank0() -> bool:
     (known from their environment before the Trainer exists)."""
     ranks = ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID")
     return all(int(os.environ.get(var, "0") or 0) == 0 for var in ranks)
-
-
-def resolve_accelerator(requested: str) -> str:
-    """The device to train on (``devices.accelerator_for``, as the workflow claimed it), checked
-    against what this torch build can use."""
-    accelerator = accelerator_for(requested)
-    if accelerator == "gpu" and not torch.cuda.is_available():
-        raise ConfigError(
-            f"train.accelerator is {requested!r} and a GPU is visible (nvidia-smi), but this torch "
-            "build cannot use it (torch.cuda.is_available() is false); install a CUDA build of "
-            "torch or set train.accelerator: cpu"
-        )
-    return accelerator
 
 
 def make_classifier(settings: dict[str, Any], stats: dict[str, Any]) -> Classifier:
@@ -301,20 +285,4 @@ def _summary(
         "accelerator": run.accelerator,
         "threads": torch.get_num_threads(),
         "resumed_after_epoch": run.resumed_epochs if run.resume_from is not None else None,
-    }
-
-
-def environment_info() -> dict[str, Any]:
-    return {
-        "python": sys.version.split()[0],
-        "torch": str(torch.__version__),
-        "lightning": str(L.__version__),
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu": cpu_name(),
-        # What precision choices depend on: AVX2 CPUs emulate bf16, AVX-512 BF16 ones do not.
-        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "native_bf16": native_bf16("cpu"),
-        "cuda_device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        "torch_threads": torch.get_num_threads(),
     }

@@ -23,9 +23,10 @@ import torch
 from lightning.pytorch.tuner import Tuner
 
 from mnistbench.datamodule import MNISTDataModule
+from mnistbench.devices import resolve_accelerator
 from mnistbench.hardware import apply_speed
 from mnistbench.io import pyplot, read_json, write_figure, write_json
-from mnistbench.training import make_classifier, resolve_accelerator
+from mnistbench.training import make_classifier
 
 log = logging.getLogger(__name__)
 

@@ -134,6 +134,22 @@ def _upsample_matrix(n_coarse: int, n_fine: int) -> np.ndarray:
 _CHUNK = 1024  # images rendered at a time: keeps temporaries small and cache-friendly
 
 
+def _inverse_affines(
+    theta: np.ndarray, scale: np.ndarray, aspect: np.ndarray, shear: np.ndarray
+) -> np.ndarray:
+    """The inverses of A = R(theta) @ Shear @ diag(sx, sy), one per image, in canonical units
+    per pixel: one 2x2 product maps an output pixel to the digit's frame."""
+    c, s = np.cos(theta), np.sin(theta)
+    sx, sy = scale * aspect, scale / aspect
+    # A = [[c, -s], [s, c]] @ [[1, shear], [0, 1]] @ [[sx, 0], [0, sy]]
+    a = np.empty((theta.shape[0], 2, 2))
+    a[:, 0, 0] = c * sx
+    a[:, 0, 1] = (c * shear - s) * sy
+    a[:, 1, 0] = s * sx
+    a[:, 1, 1] = (s * shear + c) * sy
+    return (np.linalg.inv(a) / _PX_PER_UNIT).astype(np.float32)
+
+
 def make_digits(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Return ``n`` MNIST-like uint8 images (n, 28, 28) and balanced, shuffled uint8 labels."""
     if not isinstance(n, (int, np.integer)) or n < 1:
@@ -155,16 +171,7 @@ def make_digits(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     noise_sd = rng.uniform(2, 12, n)
     coarse = rng.normal(0, 0.06, (n, 2, 4, 4))  # elastic displacement at 4x4 control points
 
-    c, s = np.cos(theta), np.sin(theta)
-    sx, sy = scale * aspect, scale / aspect
-    # A = [[c, -s], [s, c]] @ [[1, shear], [0, 1]] @ [[sx, 0], [0, sy]]
-    a = np.empty((n, 2, 2))
-    a[:, 0, 0] = c * sx
-    a[:, 0, 1] = (c * shear - s) * sy
-    a[:, 1, 0] = s * sx
-    a[:, 1, 1] = (s * shear + c) * sy
-    # Fold the pixel size into the inverse so one 2x2 product maps pixels to canonical units.
-    inv = (np.linalg.inv(a) / _PX_PER_UNIT).astype(np.float32)
+    inv = _inverse_affines(theta, scale, aspect, shear)
 
     up = _upsample_matrix(4, IMAGE_SIDE).astype(np.float32)
     pix = np.arange(IMAGE_SIDE, dtype=np.float32) - (IMAGE_SIDE - 1) / 2
