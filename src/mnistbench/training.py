@@ -52,14 +52,20 @@ PUBLISHED = ("model.ckpt", "metrics.csv", "config.yaml", "summary.json")
 
 @dataclass
 class Run:
-    """Where and how this process trains: device, precision (and why), its rank."""
+    """This process's training run: the model's directory (``out``; Lightning's working files
+    in ``out/lightning``), device, precision (and why), rank, and where it resumes from."""
 
+    out: Path
     accelerator: str
     precision: str
     speed: dict[str, Any]
     rank0: bool
     resume_from: Path | None = None
     resumed_epochs: int = 0
+
+    @property
+    def work(self) -> Path:
+        return self.out / "lightning"
 
 
 def launched_as_rank0() -> bool:
@@ -89,27 +95,26 @@ def train_model(
 
     Returns the summary (rank 0), or an empty dict in the other ranks of a multi-process run.
     """
-    out, prepared = Path(out_dir), Path(prepared_dir)
-    settings, run = _setup(settings, threads)
+    prepared = Path(prepared_dir)
+    settings, run = _setup(settings, Path(out_dir), threads)
     stats = read_json(prepared / "stats.json")
-    work = out / "lightning"
     if run.rank0:
         # A failed rerun must not leave the previous run's results looking like this run's.
         for published in PUBLISHED:
-            (out / published).unlink(missing_ok=True)
+            (run.out / published).unlink(missing_ok=True)
     try:
-        return _train(settings, prepared, out, work, stats, run)
+        return _train(settings, prepared, stats, run)
     except Exception:
         # Lightning's own epoch checkpoints are working files: never leave one that a reader
         # could take for a result of a failed run, nor a resume point that led to the failure.
         # (Ctrl-C and kills keep them: the rerun resumes.)
         if run.rank0:
-            shutil.rmtree(work / "checkpoints", ignore_errors=True)
-            shutil.rmtree(work / "resume", ignore_errors=True)
+            shutil.rmtree(run.work / "checkpoints", ignore_errors=True)
+            shutil.rmtree(run.work / "resume", ignore_errors=True)
         raise
 
 
-def _setup(settings: dict[str, Any], threads: int | None) -> tuple[dict[str, Any], Run]:
+def _setup(settings: dict[str, Any], out: Path, threads: int | None) -> tuple[dict[str, Any], Run]:
     """Device, threads, precision and memory format (``auto`` decided by hardware.py), seed."""
     accelerator = resolve_accelerator(settings["accelerator"])
     if threads:
@@ -130,25 +135,18 @@ def _setup(settings: dict[str, Any], threads: int | None) -> tuple[dict[str, Any
             *(settings["name"], speed["precision"], layout, speed["reason"]),
         )
     L.seed_everything(settings["seed"], workers=True, verbose=False)
-    return settings, Run(accelerator, speed["precision"], speed, rank0)
+    return settings, Run(out, accelerator, speed["precision"], speed, rank0)
 
 
-def _train(
-    settings: dict[str, Any],
-    prepared: Path,
-    out: Path,
-    work: Path,
-    stats: dict[str, Any],
-    run: Run,
-) -> dict[str, Any]:
+def _train(settings: dict[str, Any], prepared: Path, stats: dict[str, Any], run: Run):
     """The recipe: resume point, model and data, callbacks, fit; then rank 0 chooses the
     published weights on the validation split and writes the model's files."""
     stamp = fingerprint(settings, stats)
-    _resume_point(work, stamp, run)
+    _resume_point(stamp, run)
     module = make_classifier(settings, stats)
     dm = MNISTDataModule(prepared, settings["batch_size"], seed=settings["seed"])
-    callbacks, best = callbacks_for(settings, work, stamp)
-    trainer = _trainer(settings, run, callbacks, work)
+    callbacks, best = callbacks_for(settings, run.work, stamp)
+    trainer = _trainer(settings, run, callbacks)
     log.info(
         "training %s (%s): %d parameters, precision %s on %s, %d threads",
         *(settings["name"], settings["arch"], count_parameters(module.net), run.precision),
@@ -160,19 +158,20 @@ def _train(
     trainer.fit(module, datamodule=dm, ckpt_path=run.resume_from)
     train_seconds = time.perf_counter() - t0
     # The final (SWA/EMA) weights, saved by rank 0; every rank takes part (the call synchronises).
-    final_path = work / "final.ckpt"
+    final_path = run.work / "final.ckpt"
     trainer.save_checkpoint(final_path)
     if not trainer.is_global_zero:
         return {}
     scores = choose_weights(module, final_path, best.best_model_path, dm.splits["val"])
     scores.update(params=count_parameters(module.net), train_seconds=train_seconds)
     snapshot = {"model": settings, "data": stats, "prepared": str(prepared)}
-    return _publish(settings, out, work, snapshot, run, scores, trainer)
+    return _publish(settings, snapshot, run, scores, trainer)
 
 
-def _resume_point(work: Path, stamp: str, run: Run) -> None:
+def _resume_point(stamp: str, run: Run) -> None:
     """The checkpoint to resume from (``run.resume_from``), with the metrics logged before it
-    kept aside; or none, and ``work`` emptied (by the first process only)."""
+    kept aside; or none, and the working files removed (by the first process only)."""
+    work = run.work
     found = resume_checkpoint(work, stamp, clear=run.rank0)
     if found is None:
         return
@@ -188,7 +187,7 @@ def _resume_point(work: Path, stamp: str, run: Run) -> None:
     )
 
 
-def _trainer(settings: dict[str, Any], run: Run, callbacks: list[Callback], work: Path):
+def _trainer(settings: dict[str, Any], run: Run, callbacks: list[Callback]) -> L.Trainer:
     return L.Trainer(
         accelerator=run.accelerator,
         devices=int(settings["devices"]),
@@ -205,8 +204,8 @@ def _trainer(settings: dict[str, Any], run: Run, callbacks: list[Callback], work
         gradient_clip_algorithm=settings["gradient_clip"]["algorithm"],
         callbacks=callbacks,
         # Flushed at every logging call, so a killed job leaves the epochs it finished on disk.
-        logger=CSVLogger(save_dir=work, name="", version="", flush_logs_every_n_steps=1),
-        default_root_dir=work,
+        logger=CSVLogger(save_dir=run.work, name="", version="", flush_logs_every_n_steps=1),
+        default_root_dir=run.work,
         enable_progress_bar=False,
         num_sanity_val_steps=0,
         deterministic=False,
@@ -216,16 +215,11 @@ def _trainer(settings: dict[str, Any], run: Run, callbacks: list[Callback], work
 
 
 def _publish(
-    settings: dict[str, Any],
-    out: Path,
-    work: Path,
-    snapshot: dict[str, Any],
-    run: Run,
-    scores: dict[str, Any],
-    trainer: L.Trainer,
+    settings: dict[str, Any], snapshot: dict, run: Run, scores: dict, trainer: L.Trainer
 ) -> dict[str, Any]:
     """model.ckpt first, then metrics.csv, config.yaml (the settings, data statistics and
     environment) and summary.json, each atomically."""
+    out, work = run.out, run.work
     with atomic_path(out / "model.ckpt") as tmp:
         shutil.copyfile(scores["path"], tmp)
     swa, ema = settings["swa"], settings["ema"]
@@ -251,11 +245,7 @@ def _publish(
 
 
 def _summary(
-    settings: dict[str, Any],
-    run: Run,
-    history: Any,
-    scores: dict[str, Any],
-    selected: str,
+    settings: dict[str, Any], run: Run, history: Any, scores: dict, selected: str
 ) -> dict[str, Any]:
     """summary.json: what was trained, how long and on what, and which weights were chosen."""
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
