@@ -16,8 +16,6 @@ from torch.utils.data import BatchSampler, RandomSampler
 from mnistbench.datamodule import RankBatches, batch_loader, shard_bounds
 from tests.conftest import ROOT, classifier
 
-SCRIPTS = ROOT / "workflow" / "scripts"
-
 
 def test_rank_batches_deal_the_same_batches_out_once_each() -> None:
     def batches() -> BatchSampler:
@@ -52,46 +50,42 @@ def test_one_process_loads_exactly_as_before() -> None:
     assert plain == one and len(plain) == 7
 
 
-def run_script(name: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def stage(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """`mnistbench <stage>` with config/config.yaml and the test's overlay."""
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    configs = ("--configfile", str(ROOT / "config/config.yaml"), "tiny.yaml")
     proc = subprocess.run(
-        [sys.executable, str(SCRIPTS / f"{name}.py"), *args],
+        [sys.executable, "-m", "mnistbench", *args[:1], *configs, *args[1:]],
         cwd=cwd,
         env=env,
         capture_output=True,
         text=True,
         timeout=600,
     )
-    assert proc.returncode == 0, f"{name}: {proc.stderr[-5000:]}"
+    assert proc.returncode == 0, f"{args[0]}: {proc.stderr[-5000:]}"
     return proc
 
 
 @pytest.mark.slow
 def test_ddp_on_two_cpu_processes(tmp_path: Path) -> None:
-    run_script(
-        "download",
-        *("--out", "raw", "--source", "synthetic", "--n-train", "500", "--n-test", "50"),
-        cwd=tmp_path,
-    )
-    # 301 validation images: the two ranks validate 150 and 151 of them.
-    run_script("prepare", "--raw", "raw", "--out", "prep", "--val-size", "301", cwd=tmp_path)
-    # resnet18 has BatchNorm, whose statistics each rank updates from its own batches.
+    # resnet18 has BatchNorm, whose statistics each rank updates from its own batches; two runs
+    # of it, one process and two (gloo). 301 validation images: the ranks validate 150 and 151.
     (tmp_path / "tiny.yaml").write_text(
-        "models: {resnet18: {train: {max_epochs: 2}}}\n"
+        "dataset: ddp\n"
+        "data: {source: synthetic, val_size: 301, synthetic: {n_train: 500, n_test: 50}}\n"
+        "only: [single, ddp]\n"
+        "models:\n"
+        "  single: {arch: resnet18, train: {max_epochs: 2}}\n"
+        "  ddp: {arch: resnet18, train: {max_epochs: 2, devices: 2, strategy: ddp}}\n"
         "train: {batch_size: 64, accelerator: cpu, precision: {cpu: 32-true},\n"
         "        swa: {enabled: false}, early_stopping: {enabled: false}}\n"
     )
-    (tmp_path / "ddp.yaml").write_text("train: {devices: 2, strategy: ddp}\n")
-    base = [str(ROOT / "config/config.yaml"), "tiny.yaml"]
+    stage("download", cwd=tmp_path)
+    stage("prepare", cwd=tmp_path)
     outs = {}
-    for label, configs in (("single", base), ("ddp", [*base, "ddp.yaml"])):
-        proc = run_script(
-            "train",
-            *("--config", *configs, "--model", "resnet18", "--prepared", "prep"),
-            *("--out", label, "--threads", "2"),
-            cwd=tmp_path,
-        )
-        outs[label] = (tmp_path / label, proc.stderr)
+    for label in ("single", "ddp"):
+        proc = stage("train", "--model", label, "--threads", "2", cwd=tmp_path)
+        outs[label] = (tmp_path / "results/ddp/models" / label, proc.stderr)
     ddp_dir, ddp_log = outs["ddp"]
     single_dir, _ = outs["single"]
     assert "distributed_backend=gloo" in ddp_log and "MEMBER: 2/2" in ddp_log
@@ -124,7 +118,7 @@ def test_ddp_on_two_cpu_processes(tmp_path: Path) -> None:
     from mnistbench.module import Classifier
     from mnistbench.selection import val_f1_of
 
-    images, labels = load_split(tmp_path / "prep/val.pt")
+    images, labels = load_split(tmp_path / "data/ddp/prepared/val.pt")
     model = Classifier.from_checkpoint(ddp_dir / "model.ckpt")
     f1 = val_f1_of(model, images, labels)
     acc = float((predict_proba(model, images).argmax(1) == labels).float().mean())

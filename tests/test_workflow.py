@@ -94,8 +94,9 @@ def test_per_model_outputs_exist(smoke_run: Path) -> None:
         ):
             assert (d / name).stat().st_size > 0, d / name
         assert (smoke_run / f"results/synthetic/benchmarks/train_model/{m}.tsv").exists()
-        # torch uses exactly the threads the train job declared (2 with --cores 2).
-        assert json.loads((d / "summary.json").read_text())["threads"] == 2
+        # torch uses exactly the threads the train job declared: the 2 cores shared out among
+        # the 6 train jobs, at least one each (workflow/rules/common.smk, train_threads).
+        assert json.loads((d / "summary.json").read_text())["threads"] == max(1, 2 // len(MODELS))
         assert (smoke_run / f"logs/synthetic/train_model/{m}.log").exists()
     for fig in FIGURES:
         assert (smoke_run / "results/synthetic/figures" / fig).stat().st_size > 1000
