@@ -21,7 +21,7 @@ import json
 import os
 import shlex
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from mnistbench.codedeps import code_files
@@ -171,16 +171,10 @@ class Stage:
     deps: dict[str, list[str]]  # name -> data files
     params: dict[str, Any]  # config key -> its value in the config files (and overrides)
     outs: dict[str, str]
-    wildcards: dict[str, str] = field(default_factory=dict)
 
     @property
     def rule(self) -> str:
         return self.step.rule
-
-    @property
-    def name(self) -> str:
-        """The DVC stage: download, prepare, report, train@<run>, evaluate@<run>, ..."""
-        return f"{self.step.dvc}@{self.run}" if self.run else self.step.dvc
 
     def command(self) -> str:
         """The shell command (``python -m mnistbench``: no installation needed with src/)."""
@@ -255,7 +249,6 @@ def stages(
                     deps=_deps(step, dataset, run, runs),
                     params={key: key_value(raw, key) for key in reads},
                     outs=outputs(step.rule, dataset, run),
-                    wildcards={"dataset": dataset, **({"model": run} if run else {})},
                 )
             )
     return out
@@ -268,17 +261,8 @@ def _argv(
         ins = {name: path for name, (path,) in _deps(step, dataset, run, [run]).items()}
         outs = outputs(step.rule, dataset, run)
         model_dir = os.path.dirname(ins["train_ckpt"])
-        return (
-            "mnistbench",
-            "export",
-            model_dir,
-            "--out",
-            outs["onnx"],
-            "--report",
-            outs["check"],
-            "--test-data",
-            ins["prepare_test"],
-        )
+        paths = ("--out", outs["onnx"], "--report", outs["check"])
+        return ("mnistbench", "export", model_dir, *paths, "--test-data", ins["prepare_test"])
     argv = ["mnistbench", step.command, "--configfile", *files]
     if overrides:
         argv += ["--set", json.dumps(overrides, sort_keys=True, separators=(",", ":"))]
