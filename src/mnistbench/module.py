@@ -115,7 +115,10 @@ class Classifier(L.LightningModule):
             self._non_finite(loss, f"batch {batch_idx}")
         with torch.no_grad():
             pairs = labels * NUM_CLASSES + logits.argmax(dim=1)
-            self.train_confusion += torch.bincount(pairs, minlength=NUM_CLASSES**2)
+            # index_add_, not bincount: bincount on a GPU reads its input's maximum back to the
+            # host, a synchronisation at every step.
+            ones = torch.ones_like(pairs, dtype=self.train_confusion.dtype)
+            self.train_confusion.index_add_(0, pairs, ones)
             self.train_loss_sum += loss.detach().float() * labels.shape[0]
         return loss
 

@@ -40,7 +40,6 @@ import yaml
 from lightning.pytorch.callbacks import (
     Callback,
     EarlyStopping,
-    EMAWeightAveraging,
     LearningRateMonitor,
     ModelCheckpoint,
     ModelSummary,
@@ -48,6 +47,7 @@ from lightning.pytorch.callbacks import (
 )
 from lightning.pytorch.loggers import CSVLogger
 
+from mnistbench.averaging import EMA
 from mnistbench.datamodule import MNISTDataModule
 from mnistbench.errors import ConfigError, TrainingError
 from mnistbench.evaluation import confusion_matrix, metrics_from_confusion, predict_proba
@@ -57,7 +57,7 @@ from mnistbench.models import build_model, count_parameters
 from mnistbench.module import Classifier
 
 # The code a resumable checkpoint depends on besides the settings (the architecture's file too).
-TRAINING_CODE = ("training.py", "module.py", "datamodule.py", "hardware.py")
+TRAINING_CODE = ("training.py", "module.py", "datamodule.py", "hardware.py", "averaging.py")
 FINGERPRINT_KEY = "mnistbench_fingerprint"
 
 log = logging.getLogger(__name__)
@@ -380,7 +380,7 @@ def _train(
     if ema["enabled"]:
         callbacks.append(
             # Updated after every optimiser step; validation and checkpoints see the average.
-            EMAWeightAveraging(decay=ema["decay"])
+            EMA(decay=ema["decay"])
         )
     trainer = L.Trainer(
         accelerator=accelerator,

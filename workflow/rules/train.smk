@@ -7,7 +7,10 @@ rule train_model:
         val=rules.prepare_data.output.val,
         stats=rules.prepare_data.output.stats,
         arch=model_code,
-        code=[package_file(f) for f in ("training.py", "module.py", "datamodule.py", "hardware.py")],
+        code=[
+            package_file(f)
+            for f in ("training.py", "module.py", "datamodule.py", "hardware.py", "averaging.py")
+        ],
     output:
         ckpt="results/{dataset}/models/{model}/model.ckpt",
         metrics="results/{dataset}/models/{model}/metrics.csv",
