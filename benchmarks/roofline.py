@@ -9,7 +9,7 @@
 3. The fraction of peak each model reaches, in a table (CSV) and a figure (PNG): one bar per
    model and precision, with the measured fp32 and bf16 peaks as lines.
 
-bf16 is only timed where the CPU has native bf16 (``mnistbench.precision.native_bf16``), or with
+bf16 is only timed where the CPU has native bf16 (``mnistbench.hardware.native_bf16``), or with
 ``--bf16 always``: on a CPU without it, bf16 autocast is emulated and a resnet18 step takes ~45x
 the fp32 time (issue 13), so it would dominate the run for a number nobody should use.
 
@@ -33,8 +33,8 @@ from torch.nn import functional as F
 
 from mnistbench.config import load_config, resolve_model, validate_config
 from mnistbench.evaluation import count_macs
+from mnistbench.hardware import machine_signature, native_bf16, optimizer_for
 from mnistbench.models import build_model
-from mnistbench.precision import machine_signature, native_bf16, optimizer_for
 
 
 def sync(device: torch.device) -> None:

@@ -98,3 +98,26 @@ def test_a_reloaded_checkpoint_runs_eagerly(tmp_path) -> None:
     reloaded = Classifier.from_checkpoint(tmp_path / "c.ckpt")
     assert reloaded.net._compiled_call_impl is None
     assert not reloaded.hparams.compile
+
+
+def test_index_batches_are_a_random_batch_samplers_batches() -> None:
+    """Device-side batches are those of BatchSampler(RandomSampler) with the same generator."""
+    from torch.utils.data import BatchSampler, RandomSampler
+
+    from mnistbench.datamodule import IndexBatches
+
+    reference = BatchSampler(
+        RandomSampler(range(103), generator=torch.Generator().manual_seed(3)), 10, False
+    )
+    ours = IndexBatches(103, 10, shuffle=True, seed=3, device=torch.device("cpu"))
+    first = [b.tolist() for b in ours]
+    assert first == list(reference)
+    assert len(ours) == len(reference) == 11
+    second = [b.tolist() for b in ours]  # the next epoch: a new permutation of every index
+    assert second != first and sorted(sum(second, [])) == list(range(103))
+    ordered = IndexBatches(25, 10, shuffle=False, seed=0, device=torch.device("cpu"))
+    assert [b.tolist() for b in ordered] == [
+        list(range(10)),
+        list(range(10, 20)),
+        list(range(20, 25)),
+    ]

@@ -25,7 +25,9 @@ def test_sweep_example_expands_to_one_model_per_value() -> None:
         settings = resolve_model(cfg, run)
         assert settings["arch"] == "cnn" and settings["scheduler"]["max_lr"] == lr
         # everything else is the cnn's own setting
-        assert settings["scheduler"]["pct_start"] == 0.25 and settings["max_epochs"] == 10
+        cnn = resolve_model(validate_config(base()), "cnn")
+        assert settings["scheduler"]["pct_start"] == 0.25
+        assert settings["max_epochs"] == cnn["max_epochs"] and settings["seed"] == cnn["seed"]
 
 
 def test_several_keys_give_every_combination_and_keep_overrides() -> None:

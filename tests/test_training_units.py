@@ -51,3 +51,35 @@ def test_atomic_write_gives_ordinary_permissions(tmp_path) -> None:
     umask = os.umask(0)
     os.umask(umask)
     assert mode == 0o666 & ~umask
+
+
+def test_host_count_ema_matches_torch_and_survives_a_reload() -> None:
+    """The synchronisation-free EMA computes what torch's AveragedModel EMA computes, and a
+    reloaded average (a resumed run) keeps averaging instead of restarting from the weights."""
+    import torch
+    from torch.optim.swa_utils import AveragedModel, get_ema_avg_fn
+
+    from mnistbench.averaging import HostCountAveragedModel
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3))
+    ours = HostCountAveragedModel(net, 0.9, use_buffers=True)
+    theirs = AveragedModel(net, avg_fn=get_ema_avg_fn(0.9), use_buffers=True)
+    for _ in range(5):
+        net.train()
+        net(torch.randn(8, 4)).sum().backward()
+        with torch.no_grad():
+            for p in net.parameters():
+                p -= 0.1 * p.grad
+        ours.update_parameters(net)
+        theirs.update_parameters(net)
+    for a, b in zip(ours.state_dict().values(), theirs.state_dict().values(), strict=True):
+        assert torch.allclose(a.float(), b.float(), atol=1e-6)
+    assert int(ours.n_averaged) == 5
+    reloaded = HostCountAveragedModel(net, 0.9, use_buffers=True)
+    reloaded.load_state_dict(ours.state_dict())
+    assert reloaded.updates == 5
+    reloaded.update_parameters(net)
+    ours.update_parameters(net)
+    for a, b in zip(reloaded.state_dict().values(), ours.state_dict().values(), strict=True):
+        assert torch.equal(a, b)

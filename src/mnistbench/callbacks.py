@@ -12,13 +12,13 @@ import lightning as L
 from lightning.pytorch.callbacks import (
     Callback,
     EarlyStopping,
-    EMAWeightAveraging,
     LearningRateMonitor,
     ModelCheckpoint,
     ModelSummary,
     StochasticWeightAveraging,
 )
 
+from mnistbench.averaging import EMA
 from mnistbench.config import swa_start_epoch
 from mnistbench.resume import Fingerprint
 
@@ -108,5 +108,5 @@ def averaging(settings: dict[str, Any]) -> list[Callback]:
             )
         ]
     if ema["enabled"]:
-        return [EMAWeightAveraging(decay=ema["decay"])]
+        return [EMA(decay=ema["decay"])]
     return []

@@ -21,14 +21,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from torch.utils.data import (
-    BatchSampler,
-    DataLoader,
-    Dataset,
-    RandomSampler,
-    Sampler,
-    SequentialSampler,
-)
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from mnistbench.config import schema_default
 from mnistbench.data.prepare import load_split
@@ -44,15 +37,39 @@ class TensorBatches(Dataset):
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
-    def __getitem__(self, idx: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, idx: torch.Tensor | list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         index = torch.as_tensor(idx, dtype=torch.long, device=self.images.device)
         return self.images[index], self.labels[index]
 
 
-class RankBatches(Sampler[list[int]]):
+class IndexBatches(Sampler[torch.Tensor]):
+    """Batches of indices as tensors on the data's device, one permutation per epoch.
+
+    The same batches, in the same order, as ``BatchSampler(RandomSampler(generator=...))``, but
+    the epoch's permutation crosses to the device once: a list of Python ints per batch becomes a
+    copy from pageable host memory at every step, which on a GPU waits for all queued work (a
+    synchronisation per step that kept the GPU idle while Python ran)."""
+
+    def __init__(
+        self, n: int, batch_size: int, shuffle: bool, seed: int, device: torch.device
+    ) -> None:
+        self.n, self.batch_size, self.shuffle, self.device = n, batch_size, shuffle, device
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return -(-self.n // self.batch_size)
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        order = torch.randperm(self.n, generator=self.generator) if self.shuffle else None
+        if order is None:
+            order = torch.arange(self.n)
+        yield from order.to(self.device).split(self.batch_size)
+
+
+class RankBatches(Sampler):
     """Every ``world_size``-th batch of ``batches``, from ``rank`` on; equal counts per rank."""
 
-    def __init__(self, batches: BatchSampler, rank: int, world_size: int) -> None:
+    def __init__(self, batches: Sampler, rank: int, world_size: int) -> None:
         self.batches = batches
         self.rank = rank
         self.world_size = world_size
@@ -60,7 +77,7 @@ class RankBatches(Sampler[list[int]]):
     def __len__(self) -> int:
         return len(self.batches) // self.world_size
 
-    def __iter__(self) -> Iterator[list[int]]:
+    def __iter__(self) -> Iterator:
         stop = len(self) * self.world_size  # drop the remainder: no rank waits for another
         for i, batch in enumerate(self.batches):
             if i >= stop:
@@ -88,11 +105,7 @@ def batch_loader(
         lo, hi = shard_bounds(int(labels.shape[0]), rank, world_size)
         images, labels = images[lo:hi], labels[lo:hi]
     ds = TensorBatches(images, labels)
-    if shuffle:
-        sampler = RandomSampler(ds, generator=torch.Generator().manual_seed(seed))
-    else:
-        sampler = SequentialSampler(ds)
-    batches: Sampler[list[int]] = BatchSampler(sampler, batch_size, False)
+    batches: Sampler = IndexBatches(len(ds), batch_size, shuffle, seed, images.device)
     if shuffle and world_size > 1:
         batches = RankBatches(batches, rank, world_size)
     return DataLoader(ds, batch_size=None, sampler=batches)

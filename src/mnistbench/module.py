@@ -127,7 +127,9 @@ class Classifier(L.LightningModule):
             self._reset(split)
         confusion, loss_sum = self.sums[split]
         pairs = labels * NUM_CLASSES + logits.argmax(dim=1)
-        confusion.add_(torch.bincount(pairs, minlength=NUM_CLASSES**2))
+        # index_add_, not bincount: bincount on a GPU reads its input's maximum back to the
+        # host, a synchronisation at every step.
+        confusion.index_add_(0, pairs, torch.ones_like(pairs, dtype=confusion.dtype))
         loss_sum.add_(loss.detach().float() * labels.shape[0])
 
     def _epoch_scores(self, split: str) -> dict[str, float] | None:
