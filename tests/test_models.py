@@ -43,3 +43,20 @@ def test_unknown_model_names_the_choices() -> None:
 def test_bad_model_kwargs_are_a_config_error() -> None:
     with pytest.raises(ConfigError, match="model_kwargs"):
         build_model("cnn", dropout7=0.1)
+
+
+def test_each_architecture_declares_its_true_macs() -> None:
+    """The MACs a model file declares (read from its text by the workflow to order the train
+    jobs) are those the evaluate step counts."""
+    from mnistbench.config import declared_macs, train_cost
+    from mnistbench.evaluation import count_macs
+    from mnistbench.models import DECLARED_MACS, available_models, build_model
+
+    for name in available_models():
+        assert declared_macs(name) == DECLARED_MACS[name] == count_macs(build_model(name)), name
+    assert (
+        train_cost({"arch": "allconv", "max_epochs": 15})
+        > train_cost({"arch": "resnet18", "max_epochs": 5})
+        > train_cost({"arch": "cnn", "max_epochs": 6})
+        > train_cost({"arch": "lenet5", "max_epochs": 6})
+    )

@@ -53,6 +53,27 @@ def architecture_file(arch: str) -> Path:
     return MODELS_DIR / f"{arch}.py"
 
 
+@functools.cache
+def declared_macs(arch: str) -> int:
+    """The ``macs=`` its file declares in ``@register(...)`` (0 if none), read from the text so
+    that the workflow need not import torch."""
+    import ast
+
+    tree = ast.parse(architecture_file(arch).read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "register":
+            for kw in node.keywords:
+                if kw.arg == "macs" and isinstance(kw.value, ast.Constant):
+                    return int(kw.value.value)
+    return 0
+
+
+def train_cost(settings: Mapping[str, Any]) -> int:
+    """Millions of multiply-accumulates per training image times epochs: the order in which to
+    start train jobs (costliest first), so no long job is left running alone at the end."""
+    return int(declared_macs(settings["arch"]) * settings["max_epochs"] // 1_000_000)
+
+
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
     """Recursive dict merge; ``override`` wins, nested dicts are merged, not replaced."""
     out = copy.deepcopy(dict(base))

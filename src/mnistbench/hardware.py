@@ -24,7 +24,6 @@ import json
 import logging
 import os
 import platform
-import statistics
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -142,10 +141,11 @@ def _label(variant: Variant) -> str:
 
 
 def probe(
-    settings: Mapping[str, Any], device: torch.device, variants: list[Variant], rounds: int = 3
+    settings: Mapping[str, Any], device: torch.device, variants: list[Variant], rounds: int = 4
 ) -> dict[Variant, float]:
     """Images/s of the model's training step (forward, backward, optimiser) in each variant:
-    the median of ``rounds`` alternating windows of about PROBE_WINDOW_S each."""
+    the best of ``rounds`` alternating windows of about PROBE_WINDOW_S each (other work on the
+    machine only ever slows a window down, so the best one measures the variant itself)."""
     from mnistbench.models import build_model
 
     batch = int(settings["batch_size"])
@@ -190,7 +190,7 @@ def probe(
                 step(variant)
             sync()
             rates[variant].append(batch * steps[variant] / (time.perf_counter() - t0))
-    return {v: statistics.median(r) for v, r in rates.items()}
+    return {v: max(r) for v, r in rates.items()}
 
 
 def choose(rates: Mapping[Variant, float]) -> Variant:

@@ -17,7 +17,13 @@ if os.path.isdir(SRC):
     shell.prefix(f"export PYTHONPATH={SRC!r}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
 
 from mnistbench import pipeline
-from mnistbench.config import deep_merge, resolve_model, retype_cli_values, validate_config
+from mnistbench.config import (
+    deep_merge,
+    resolve_model,
+    retype_cli_values,
+    train_cost,
+    validate_config,
+)
 from mnistbench.devices import train_gpus
 from mnistbench.errors import ConfigError
 
@@ -88,6 +94,12 @@ def train_threads(wildcards):
     machine they run side by side. Two one-thread jobs do twice the work of one; one job gains
     only 1.4-1.8x from a second thread (benchmarks/roofline.py, docs/speed.md)."""
     return max(1, workflow.cores // max(1, len(MODELS)))
+
+
+def train_priority(wildcards):
+    """Costliest train jobs first (MACs per image x epochs): with fewer cores than jobs, the
+    short jobs then fill in at the end instead of one long job running alone."""
+    return train_cost(resolve_model(config, wildcards.model))
 
 
 def gpus_of(wildcards):

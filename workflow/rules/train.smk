@@ -16,6 +16,7 @@ rule train_model:
     benchmark:
         "results/{dataset}/benchmarks/train_model/{model}.tsv"
     threads: train_threads
+    priority: train_priority
     resources:
         gpu=gpus_of,
     shell:

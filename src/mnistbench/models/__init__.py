@@ -20,14 +20,23 @@ _REGISTRY: dict[str, Builder] = {}
 _SOURCES: dict[str, str] = {}  # name -> module, for the error on a duplicate
 
 
-def register(name: str) -> Callable[[Builder], Builder]:
-    """Decorator that makes ``build_model(name)`` return the decorated builder's network."""
+DECLARED_MACS: dict[str, int] = {}
+
+
+def register(name: str, macs: int | None = None) -> Callable[[Builder], Builder]:
+    """Decorator that makes ``build_model(name)`` return the decorated builder's network.
+
+    ``macs``: multiply-accumulates per image with the default kwargs, as written in the file
+    (tests check it against ``count_macs``). The workflow reads it from the file's text, without
+    importing torch, to start the costliest train jobs first (workflow/rules/common.smk)."""
 
     def deco(fn: Builder) -> Builder:
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} registered twice ({_SOURCES[name]}, {fn.__module__})")
         _REGISTRY[name] = fn
         _SOURCES[name] = fn.__module__
+        if macs is not None:
+            DECLARED_MACS[name] = macs
         return fn
 
     return deco

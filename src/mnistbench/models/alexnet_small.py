@@ -31,6 +31,6 @@ class AlexNetSmall(nn.Module):
         return self.classifier(self.features(x))
 
 
-@register("alexnet_small")
+@register("alexnet_small", macs=5_368_704)
 def build(num_classes: int = NUM_CLASSES, dropout: float = 0.0) -> nn.Module:
     return AlexNetSmall(num_classes, dropout)

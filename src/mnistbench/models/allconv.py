@@ -49,6 +49,6 @@ class AllConv(nn.Module):
         return self.classifier(self.features(x))
 
 
-@register("allconv")
+@register("allconv", macs=15_162_752)
 def build(num_classes: int = NUM_CLASSES, dropout: float = 0.25) -> nn.Module:
     return AllConv(num_classes, dropout)

@@ -34,7 +34,7 @@ class CNN(nn.Module):
         return self.classifier(self.features(x))
 
 
-@register("cnn")
+@register("cnn", macs=11_992_448)
 def build(
     num_classes: int = NUM_CLASSES, dropout1: float = 0.25, dropout2: float = 0.5
 ) -> nn.Module:

@@ -31,6 +31,6 @@ class LeNet5(nn.Module):
         return self.fc3(x)
 
 
-@register("lenet5")
+@register("lenet5", macs=416_520)
 def build(num_classes: int = NUM_CLASSES, activation: str = "relu") -> nn.Module:
     return LeNet5(num_classes, activation)
