@@ -51,4 +51,5 @@ def jobs(configfiles: list[Path]) -> list[dict]:
 
 
 if __name__ == "__main__":
-    print(json.dumps(jobs([Path(p) for p in sys.argv[1:]]), indent=1))
+    # default=str: a parameter that is no rerun trigger (common.smk's Untracked) as its text
+    print(json.dumps(jobs([Path(p) for p in sys.argv[1:]]), indent=1, default=str))

@@ -37,8 +37,8 @@ def dry_run(cwd: Path, *args: str, path_first: Path | None = None) -> str:
 def planned(output: str) -> list[dict[str, str]]:
     """Each planned job: rule, wildcards and resources as printed by the dry run."""
     jobs = []
-    for block in re.split(r"\n(?=\S*\s*rule \w+:)", output):
-        m = re.search(r"rule (\w+):", block)
+    for block in re.split(r"\n(?=\S*\s*(?:rule|checkpoint) \w+:)", output):
+        m = re.search(r"(?:rule|checkpoint) (\w+):", block)
         if not m:
             continue
         job = {"rule": m.group(1)}

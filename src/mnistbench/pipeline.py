@@ -88,6 +88,9 @@ class Step:
     needs: tuple[tuple[str, str], ...] = ()  # (rule, output) of the steps before it
     per_run: bool = True
     target: bool = True  # part of the default run (rule all, dvc.yaml); else on request only
+    # config keys it also reads that cannot change its outputs (how to fetch, not what): they
+    # reach its command, never its params, so that changing them reruns nothing
+    untracked: tuple[str, ...] = ()
 
 
 STEPS = (
@@ -96,9 +99,10 @@ STEPS = (
         "download",
         "download",
         ("mnistbench.data.download", "mnistbench.data.synthetic"),
-        ("dataset", "data.source", "data.local_dir", "data.mirrors", "data.download_retries")
-        + ("data.download_timeout_s", "data.download_backoff_s", "data.synthetic"),
+        ("dataset", "data.source", "data.local_dir", "data.synthetic"),
         per_run=False,
+        untracked=("data.mirrors", "data.download_retries", "data.download_timeout_s")
+        + ("data.download_backoff_s",),
     ),
     Step(
         "prepare_data",
@@ -123,7 +127,7 @@ STEPS = (
         "evaluate",
         ("mnistbench.evaluation",),
         ("dataset", "evaluate"),
-        (("train_model", "ckpt"), ("prepare_data", "test")),
+        (("train_model", "ckpt"), ("prepare_data", "test"), ("prepare_data", "stats")),
     ),
     Step(
         "build_report",
@@ -153,7 +157,7 @@ STEPS = (
         "export",
         ("mnistbench.export",),
         (),
-        (("train_model", "ckpt"), ("prepare_data", "test")),
+        (("train_model", "ckpt"), ("prepare_data", "test"), ("prepare_data", "stats")),
         target=False,
     ),
 )
@@ -240,11 +244,12 @@ def stages(
         for run in runs if step.per_run else [None]:
             arch = architecture(config, run) if run else None
             reads = [k.format(model=base_model(raw, run)) if run else k for k in step.reads]
+            given = [*reads, *step.untracked]  # the keys whose overrides its command passes on
             out.append(
                 Stage(
                     step=step,
                     run=run,
-                    argv=_argv(step, run, dataset, config_files, restrict(overrides or {}, reads)),
+                    argv=_argv(step, run, dataset, config_files, restrict(overrides or {}, given)),
                     code=tuple(code_files(step.modules, arch)),
                     deps=_deps(step, dataset, run, runs),
                     params={key: key_value(raw, key) for key in reads},

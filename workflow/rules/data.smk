@@ -18,7 +18,9 @@ rule download_data:
         "{params.cmd} > {log} 2>&1"
 
 
-rule prepare_data:
+# A checkpoint: once it has run, Snakemake decides every later job again, by the content of
+# the prepared data (by_content() in common.smk).
+checkpoint prepare_data:
     input:
         unpack(inputs("prepare_data")),
     output:

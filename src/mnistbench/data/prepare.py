@@ -6,6 +6,7 @@ validation images, and the split is a tracked artefact rather than a side effect
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,15 @@ def _split_stats(labels: np.ndarray) -> dict[str, Any]:
         "count": int(labels.shape[0]),
         "class_counts": np.bincount(labels, minlength=NUM_CLASSES).astype(int).tolist(),
     }
+
+
+def split_digest(images: np.ndarray, labels: np.ndarray) -> str:
+    """sha256 of a split's content (shape, pixels, labels): stats.json carries it, so the jobs
+    that read the split rerun when its content changes, not when the file is merely rewritten."""
+    h = hashlib.sha256(repr((images.shape, labels.shape)).encode())
+    h.update(np.ascontiguousarray(images, dtype=np.uint8).tobytes())
+    h.update(np.ascontiguousarray(labels, dtype=np.int64).tobytes())
+    return h.hexdigest()
 
 
 def _pixel_stats(images: np.ndarray) -> tuple[float, float]:
@@ -85,6 +95,7 @@ def prepare_dataset(
     for name, (images, labels) in splits.items():
         _save_split(out / f"{name}.pt", images, labels)
         stats[name] = _split_stats(labels)
+        stats[name]["sha256"] = split_digest(images, labels)
     mean, std = _pixel_stats(splits["train"][0])
     stats["train"]["pixel_mean"] = mean
     stats["train"]["pixel_std"] = std
