@@ -105,3 +105,87 @@ def test_bad_config_stops_snakemake_before_any_job(project_root, tmp_path) -> No
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
     assert "did you mean 'train'" in out and "Job stats" not in out
+
+
+# --- mistakes the dry run now refuses (each ran into a job, or a Snakemake error, before) -------
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """A copy of the project for dry runs, with an output of an earlier run in results/."""
+    from tests.conftest import copy_project
+
+    proj = copy_project(tmp_path_factory.mktemp("mistakes"))
+    metrics = proj / "results/synthetic/models/cnn/test/metrics.json"
+    metrics.parent.mkdir(parents=True)
+    metrics.write_text('{"model": "cnn", "test_f1": 0.98}\n')
+    return proj
+
+
+def dry_run(cwd, *args: str):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    snakemake = Path(sys.executable).parent / "snakemake"
+    return subprocess.run(
+        [str(snakemake), "-n", "-p", *args], cwd=cwd, capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.mark.parametrize(
+    ("overlay", "args", "needle"),
+    [
+        # a misspelt argument of the architecture's builder (checked against its signature)
+        (
+            "models: {cnn: {model_kwargs: {dropuot1: 0.1}}}",
+            [],
+            "models.cnn.model_kwargs: 'dropuot1' is no argument of the 'cnn' builder (did you "
+            "mean 'dropout1'?); it takes num_classes, dropout1, dropout2",
+        ),
+        # a model name that cannot be a directory and a job name
+        (
+            "models: {'my cnn': {arch: cnn}}",
+            [],
+            "models: 'my cnn' is not a valid model name; use letters, digits and _ . - only",
+        ),
+        # a target written after --configfile, which takes it for a config file
+        (
+            "{}",
+            ["results/synthetic/models/cnn/test/metrics.json"],
+            "--configfile results/synthetic/models/cnn/test/metrics.json is an output of the "
+            "workflow: --configfile takes every file named after it",
+        ),
+    ],
+)
+def test_mistakes_fail_the_dry_run_naming_the_key(project, overlay, args, needle) -> None:
+    (project / "config/mistake.yaml").write_text(overlay + "\n")
+    proc = dry_run(project, "--configfile", "config/smoke.yaml", "config/mistake.yaml", *args)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    assert f"mnistbench error: {needle}" in out, out
+    assert "Job stats" not in out and "Traceback" not in out
+
+
+def test_numbers_in_every_yaml_spelling(project) -> None:
+    """YAML 1.1 reads 1e-3 as a string; in a config file it is the number, as with --config."""
+    files = ["config/config.yaml", "config/smoke.yaml", "config/mistake.yaml"]
+    (project / files[-1]).write_text("train: {optimizer: {lr: 1e-3}, swa: {lr: 5E-4}}\n")
+    proc = dry_run(project, "--configfile", *files[1:])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    settings = resolve_model(validate_config(load_config(*(project / f for f in files))), "cnn")
+    assert settings["optimizer"]["lr"] == 0.001 and settings["swa"]["lr"] == 0.0005
+
+
+def test_a_config_file_with_a_typo_is_not_taken_for_a_target(tmp_path) -> None:
+    """Only outputs of the workflow, or files named like no config file that hold no config
+    key, are taken for targets; a YAML overlay with a typo goes on to the schema's message."""
+    from mnistbench.preflight import check_configfiles
+
+    overlay = tmp_path / "mine.yaml"
+    overlay.write_text("trian: {max_epochs: 3}\n")
+    check_configfiles([overlay])
+    notes = tmp_path / "notes.txt"
+    notes.write_text("model: cnn\n")
+    with pytest.raises(ConfigError, match=r"notes\.txt is not a mnistbench config file"):
+        check_configfiles([notes])

@@ -199,6 +199,41 @@ def test_bad_local_images_name_the_file(tmp_path: Path, damage, needle: str) -> 
     assert _files(tmp_path / "raw") == []  # nothing copied before the check
 
 
+def test_wrong_dimensions_name_the_magic_and_the_dimensions(tmp_path: Path) -> None:
+    """An images file whose magic says 2 dimensions (0x0802): said as such, before the job
+    (the header check of the dry run) and in it, with advice for a file of the user's own."""
+    from mnistbench.preflight import check_local_dir
+
+    src = _mnist_like(tmp_path / "mine")
+    raw = gzip.decompress((src / NAMES[0]).read_bytes())
+    (src / NAMES[0]).write_bytes(gzip.compress(raw[:3] + b"\x02" + raw[4:]))
+    not_copied = {"manifest": str(tmp_path / "raw/manifest.json")}  # none yet
+    for check in (
+        lambda: check_local_dir({"source": "mnist", "local_dir": str(src)}, not_copied),
+        lambda: copy_local(src, tmp_path / "raw"),
+    ):
+        with pytest.raises(DataError) as info:
+            check()
+        msg = str(info.value)
+        assert f"{NAMES[0]}: IDX magic 00000802 declares 2 dimension(s), shape [30, 28]" in msg
+        assert "but an MNIST images file has 3 (magic 00000803)" in msg
+        assert f"replace it in data.local_dir ({src}) with a good copy" in msg
+        assert "delete it" not in msg and "re-download" not in msg
+    assert _files(tmp_path / "raw") == []
+
+
+def test_a_local_dir_not_yet_copied_is_read_whole_before_any_job(tmp_path: Path) -> None:
+    """The dry run's check reads new files of data.local_dir to the end: a cut-off file whose
+    header is intact stops Snakemake before the download job deletes the data it has."""
+    from mnistbench.preflight import check_local_dir
+
+    src = _mnist_like(tmp_path / "mine")
+    whole = (src / NAMES[0]).read_bytes()
+    (src / NAMES[0]).write_bytes(whole[: len(whole) * 2 // 3])
+    with pytest.raises(DataError, match=rf"{NAMES[0]}: corrupt or truncated gzip stream"):
+        check_local_dir({"source": "mnist", "local_dir": str(src)}, {"manifest": "none.json"})
+
+
 def test_labels_outside_0_to_9_name_the_file(tmp_path: Path) -> None:
     src = _mnist_like(tmp_path / "mine")
     write_idx(src / NAMES[1], np.array([0, 1, 10] + [2] * 27, np.uint8))

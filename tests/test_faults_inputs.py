@@ -1,8 +1,9 @@
 """Data settings users get wrong, through the real Snakemake in a temporary copy of the project.
 
 One story, in order (the tests share the project): a complete run copies two tiny models' data
-from ``data.local_dir``; settings that only say how to fetch plan no job; fetching identical
-bytes again (another copy of the directory, a forced download, data/ deleted) retrains nothing;
+from ``data.local_dir``; a typo in that path fails the dry run and the real run and leaves
+``data/`` untouched; settings that only say how to fetch plan no job; fetching identical bytes
+again (another copy of the directory, a forced download, data/ deleted) retrains nothing;
 different data retrains every model.
 
 Every run passes ``--max-checksum-file-size 4000``: Snakemake compares the content of inputs up
@@ -78,6 +79,20 @@ def project(tmp_path_factory: pytest.TempPathFactory, user_dir: Path) -> Path:
     (proj / "config/config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     run(proj)
     return proj
+
+
+def test_typo_in_local_dir_fails_the_dry_run_and_keeps_the_data(
+    project: Path, user_dir: Path
+) -> None:
+    before = snapshot(project / "data")
+    typo = user_dir.parent / "mnsit"
+    for args in (["-n"], []):
+        out = run(project, *args, "--config", local_dir(typo), check=False)
+        assert not out.startswith("exit status 0"), out
+        assert f"mnistbench error: data.local_dir = '{typo}' does not exist" in out, out
+        assert f"did you mean '{user_dir}'" in out, out
+        assert "Job stats" not in out  # stopped before planning: no job ran, nothing deleted
+    assert snapshot(project / "data") == before
 
 
 def test_fetch_settings_plan_no_job(project: Path) -> None:

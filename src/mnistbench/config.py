@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from mnistbench.checks import check_model_kwargs, check_model_name, yaml_numbers
 from mnistbench.errors import ConfigError, did_you_mean
 from mnistbench.runs import apply_only, apply_seeds, expand_sweeps
 
@@ -177,6 +178,7 @@ def validate_config(
                     instance[prop] = copy.deepcopy(sub["default"])
         yield from validator_cls.VALIDATORS["properties"](validator, properties, instance, schema)
 
+    yaml_numbers(config, schema)
     filling = jsonschema.validators.extend(validator_cls, {"properties": set_defaults})
     errors = sorted(filling(schema).iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
@@ -201,6 +203,7 @@ def check_semantics(config: dict[str, Any], schema: dict[str, Any]) -> None:
     train_schema = dict(schema["$defs"]["train"])
     train_schema["$defs"] = schema["$defs"]
     for name in models:
+        check_model_name(name)
         resolved = resolve_model(config, name)
         settings = {k: v for k, v in resolved.items() if k not in ("name", "arch", "model_kwargs")}
         validator = jsonschema.validators.validator_for(train_schema)(train_schema)
@@ -217,6 +220,8 @@ def check_semantics(config: dict[str, Any], schema: dict[str, Any]) -> None:
                 f"available: {', '.join(available_architectures())} (src/mnistbench/models/); "
                 f"set models.{name}.arch or rename the model"
             )
+        arch = resolved["arch"]
+        check_model_kwargs(name, arch, architecture_file(arch), resolved["model_kwargs"])
         _check_swa(name, resolved)
     _check_val_size(config)
 

@@ -25,17 +25,22 @@ from mnistbench.config import (
     validate_config,
 )
 from mnistbench.devices import train_gpus
-from mnistbench.errors import ConfigError
+from mnistbench.errors import MnistbenchError
+from mnistbench.preflight import check_configfiles, check_local_dir
 
 # Nested values given with --config (e.g. data='{val_size: 500}') arrive as strings: retype them
 # (those of --config only; files given with --configfile are typed YAML already), then validate
-# the whole config (JSON schema in workflow/schemas/, defaults, cross-key checks).
+# the whole config (JSON schema in workflow/schemas/, defaults, cross-key checks). Before that, a
+# target written after --configfile (read as a config file); after it, data.local_dir: a dry
+# run refuses both, before any job replaces data/ (src/mnistbench/preflight.py).
 _settings = getattr(workflow, "config_settings", None)
 OVERRIDES = retype_cli_values(getattr(_settings, "config", None) or {})
 RAW = deep_merge(config, OVERRIDES)  # as written in the files: the params of every stage
 try:
+    check_configfiles(getattr(_settings, "configfiles", None) or [])
     _validated = validate_config(copy.deepcopy(RAW))
-except ConfigError as exc:  # the message names the key: no traceback needed
+    check_local_dir(_validated["data"], pipeline.outputs("download_data", _validated["dataset"]))
+except MnistbenchError as exc:  # the message names the key or file: no traceback needed
     sys.exit(f"mnistbench error: {exc}")
 config.clear()
 config.update(_validated)

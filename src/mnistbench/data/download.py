@@ -6,6 +6,7 @@ The manifest's sha256s let later steps (and DVC) detect a silently swapped data 
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import http.client
 import os
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from mnistbench.config import schema_default
+from mnistbench.data.idx import _FIX as IDX_FIX
 from mnistbench.data.idx import GZIP_MAGIC, read_idx, read_mnist_pair, write_idx
 from mnistbench.data.manifest import MANIFEST_NAME, MNIST_FILES, build_manifest, file_digests
 from mnistbench.errors import ConfigError, DataError
@@ -180,16 +182,27 @@ def _previous_origin(out: Path) -> Any:
         return None
 
 
-def copy_local(local_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> dict:
-    """Copy the four files from a user directory (md5 not enforced: it may be a re-export).
+def _near(src: Path) -> str:
+    """`` (did you mean '...'?)`` for a sibling directory with a close name (a typo), or ""."""
+    parent = src.parent if str(src.parent) else Path(".")
+    try:
+        siblings = [p.name for p in parent.iterdir() if p.is_dir()]
+    except OSError:
+        return ""
+    close = difflib.get_close_matches(src.name, siblings, n=1, cutoff=0.6)
+    return f" (did you mean {str(parent / close[0])!r}?)" if close else ""
 
-    Uncompressed copies (the names without ``.gz``) are accepted and gzip-compressed on the way.
-    """
+
+def local_sources(local_dir: str | os.PathLike[str]) -> dict[str, Path]:
+    """The four MNIST files in data.local_dir by key (gzip-compressed or not), or a DataError
+    saying what is wrong with the directory."""
     src = Path(local_dir)
     if not src.is_dir():
+        where = "" if src.is_absolute() else f" ({src.resolve()})"
         raise DataError(
-            f"data.local_dir = {str(src)!r} does not exist or is not a directory; point it at "
-            "a directory holding the four MNIST files or unset it to download them"
+            f"data.local_dir = {str(src)!r}{where} does not exist or is not a directory"
+            f"{_near(src)}; point it at a directory holding the four MNIST files or unset it "
+            "to download them"
         )
     sources: dict[str, Path] = {}
     missing: list[str] = []
@@ -206,8 +219,39 @@ def copy_local(local_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str
             f"data.local_dir = {str(src)!r} is missing {', '.join(missing)}; put the four MNIST "
             "files there (gzip or uncompressed) or unset data.local_dir to download them"
         )
+    return sources
+
+
+def local_file_error(exc: DataError, local_dir: str | os.PathLike[str]) -> DataError:
+    """The same error about a file of data.local_dir, with advice that fits it: the workflow
+    cannot fetch the user's own file again, so deleting or re-downloading it does not help."""
+    fix = (
+        f"replace it in data.local_dir ({local_dir}) with a good copy, or unset data.local_dir "
+        "to download the official files"
+    )
+    text = str(exc).replace(IDX_FIX, fix).replace("re-download both", "replace both")
+    return DataError(text)
+
+
+def validate_local(local_dir: str | os.PathLike[str]) -> dict[str, Path]:
+    """The four files of data.local_dir, read whole and checked (headers, shapes, labels, pairs);
+    a DataError names the file to replace there."""
+    sources = local_sources(local_dir)
+    try:
+        _validate_pairs(Path(local_dir), sources)
+    except DataError as exc:
+        raise local_file_error(exc, local_dir) from None
+    return sources
+
+
+def copy_local(local_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> dict:
+    """Copy the four files from a user directory (md5 not enforced: it may be a re-export).
+
+    Uncompressed copies (the names without ``.gz``) are accepted and gzip-compressed on the way.
+    """
+    src = Path(local_dir)
     # Validate the user's files first so errors name them and nothing bad lands in out_dir.
-    _validate_pairs(src, sources)
+    sources = validate_local(src)
     out = Path(out_dir)
     for key, (name, _) in MNIST_FILES.items():
         source, dest = sources[key], out / name

@@ -12,6 +12,7 @@ import math
 import os
 import struct
 import zlib
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -43,16 +44,15 @@ def _raw_bytes(path: Path) -> bytes:
     return data
 
 
-def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
-    """Read an IDX file (optionally gzip-compressed) into a uint8 array of the header's shape."""
-    path = Path(path)
-    data = _raw_bytes(path)
+def _header(path: Path, data: bytes, ndim: int | None = None) -> tuple[tuple[int, ...], int]:
+    """The shape an IDX file's first bytes declare, and the header's length; ``ndim``: the
+    dimensions the file must have (3 for MNIST images, 1 for labels)."""
     if len(data) < 4:
         raise DataError(
             f"{path}: only {len(data)} bytes, too short for an IDX header; it is not an IDX "
             f"file - {_FIX}"
         )
-    zero1, zero2, dtype_code, ndim = data[0], data[1], data[2], data[3]
+    zero1, zero2, dtype_code, found = data[0], data[1], data[2], data[3]
     if zero1 != 0 or zero2 != 0:
         raise DataError(
             f"{path}: bad IDX magic {data[:4].hex()} (must start with two zero bytes); it is not "
@@ -63,15 +63,31 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
             f"{path}: IDX dtype code 0x{dtype_code:02x} is not supported (MNIST uses 0x08, "
             f"unsigned byte); {_FIX}"
         )
-    if ndim == 0:
+    if found == 0:
         raise DataError(f"{path}: IDX header declares 0 dimensions; {_FIX}")
-    header_len = 4 + 4 * ndim
+    header_len = 4 + 4 * found
     if len(data) < header_len:
         raise DataError(
             f"{path}: IDX header truncated (expected {header_len} header bytes, got "
             f"{len(data)}); {_FIX}"
         )
-    shape = struct.unpack(f">{ndim}I", data[4:header_len])
+    shape = struct.unpack(f">{found}I", data[4:header_len])
+    if ndim is not None and found != ndim:
+        kind = {3: "images", 1: "labels"}.get(ndim, f"{ndim}-dimensional")
+        raise DataError(
+            f"{path}: IDX magic {data[:4].hex()} declares {found} dimension(s), shape "
+            f"{list(shape)}, but an MNIST {kind} file has {ndim} (magic 000008{ndim:02x}); check "
+            f"that this is an MNIST {kind} file or {_FIX}"
+        )
+    return shape, header_len
+
+
+def read_idx(path: str | os.PathLike[str], ndim: int | None = None) -> np.ndarray:
+    """Read an IDX file (optionally gzip-compressed) into a uint8 array of the header's shape;
+    with ``ndim``, a file of other dimensions is refused before its payload is read."""
+    path = Path(path)
+    data = _raw_bytes(path)
+    shape, header_len = _header(path, data, ndim)
     expected = header_len + math.prod(shape)  # Python ints: a huge header cannot overflow
     if len(data) != expected:
         kind = "truncated" if len(data) < expected else "too long"
@@ -80,6 +96,23 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
             f"file has {len(data)} bytes; {_FIX}"
         )
     return np.frombuffer(data, dtype=np.uint8, offset=header_len).reshape(shape).copy()
+
+
+def read_idx_header(path: str | os.PathLike[str], ndim: int | None = None) -> tuple[int, ...]:
+    """The shape an IDX file declares, from its first bytes only (a quick check of a file
+    before a job reads it whole)."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(1028)
+        if head[:2] == GZIP_MAGIC:
+            with gzip.open(path, "rb") as gz:
+                head = gz.read(1028)
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DataError(f"{path}: corrupt or truncated gzip stream ({exc}); {_FIX}") from None
+    return _header(path, head, ndim)[0]
 
 
 def encode_idx(array: np.ndarray) -> bytes:
@@ -110,28 +143,36 @@ def write_idx(path: str | os.PathLike[str], array: np.ndarray) -> None:
         os.fsync(fh.fileno())
 
 
+def check_pair_shapes(
+    images_path: Path, images_shape: Sequence[int], labels_path: Path, labels_shape: Sequence[int]
+) -> None:
+    """An images/labels pair is MNIST-shaped: images [N, 28, 28] and labels [N]."""
+    images_shape, labels_shape = tuple(images_shape), tuple(labels_shape)
+    if len(images_shape) != 3 or images_shape[1:] != (IMAGE_SIDE, IMAGE_SIDE):
+        raise DataError(
+            f"{images_path}: expected images of shape (N, 28, 28), found {list(images_shape)}; "
+            f"check that this is an MNIST image file (not a labels file) or {_FIX}"
+        )
+    if len(labels_shape) != 1:
+        raise DataError(
+            f"{labels_path}: expected a 1-D labels array, found shape {list(labels_shape)}; "
+            f"check that this is an MNIST labels file (not an images file) or {_FIX}"
+        )
+    if images_shape[0] != labels_shape[0]:
+        raise DataError(
+            f"{images_path} has {images_shape[0]} images but {labels_path} has "
+            f"{labels_shape[0]} labels; the two files do not belong together - re-download both"
+        )
+
+
 def read_mnist_pair(
     images_path: str | os.PathLike[str], labels_path: str | os.PathLike[str]
 ) -> tuple[np.ndarray, np.ndarray]:
     """Read an images/labels pair and check it is MNIST-shaped and consistent."""
     images_path, labels_path = Path(images_path), Path(labels_path)
-    images = read_idx(images_path)
-    labels = read_idx(labels_path)
-    if images.ndim != 3 or images.shape[1:] != (IMAGE_SIDE, IMAGE_SIDE):
-        raise DataError(
-            f"{images_path}: expected images of shape (N, 28, 28), found {list(images.shape)}; "
-            f"check that this is an MNIST image file (not a labels file) or {_FIX}"
-        )
-    if labels.ndim != 1:
-        raise DataError(
-            f"{labels_path}: expected a 1-D labels array, found shape {list(labels.shape)}; "
-            f"check that this is an MNIST labels file (not an images file) or {_FIX}"
-        )
-    if images.shape[0] != labels.shape[0]:
-        raise DataError(
-            f"{images_path} has {images.shape[0]} images but {labels_path} has "
-            f"{labels.shape[0]} labels; the two files do not belong together - re-download both"
-        )
+    images = read_idx(images_path, ndim=3)
+    labels = read_idx(labels_path, ndim=1)
+    check_pair_shapes(images_path, images.shape, labels_path, labels.shape)
     bad = np.unique(labels[labels >= NUM_CLASSES])
     if bad.size:
         shown = ", ".join(str(int(v)) for v in bad[:10])
