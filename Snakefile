@@ -2,9 +2,20 @@
 #   snakemake --cores all                                  # the default experiment
 #   snakemake --cores all --configfile config/smoke.yaml   # offline, on generated digits
 #   snakemake --report results/report.html                 # the HTML report
+import os
+import sys
+
 from snakemake.utils import min_version
 
 min_version("8.20")
+
+# Every path below is relative to the repository: from elsewhere, config/config.yaml and the
+# scripts would not be found (and Snakemake would go on without that config file).
+if os.path.realpath(os.getcwd()) != os.path.realpath(workflow.basedir):
+    sys.exit(
+        f"mnistbench error: run Snakemake in the repository, {workflow.basedir}: cd there, "
+        f"or add -d {workflow.basedir} (the working directory is {os.getcwd()})"
+    )
 
 
 configfile: "config/config.yaml"

@@ -177,6 +177,25 @@ def test_numbers_in_every_yaml_spelling(project) -> None:
     assert settings["optimizer"]["lr"] == 0.001 and settings["swa"]["lr"] == 0.0005
 
 
+def test_another_working_directory_is_refused_with_one_line(project, tmp_path) -> None:
+    elsewhere = dry_run(tmp_path, "-s", str(project / "Snakefile"))
+    assert elsewhere.returncode == 1
+    assert (elsewhere.stdout + elsewhere.stderr).strip().splitlines() == [
+        f"mnistbench error: run Snakemake in the repository, {project}: cd there, or add "
+        f"-d {project} (the working directory is {tmp_path})"
+    ]
+    # with -d, from anywhere, the plan is the one made in the repository itself
+    args = ("--configfile", str(project / "config/smoke.yaml"))
+    with_d = dry_run(tmp_path, "-s", str(project / "Snakefile"), "-d", str(project), *args)
+    at_root = dry_run(project, *args)
+    assert with_d.returncode == at_root.returncode == 0, with_d.stdout + with_d.stderr
+
+    def commands(proc) -> list[str]:
+        return sorted(ln for ln in proc.stdout.splitlines() if "python -m mnistbench" in ln)
+
+    assert len(commands(at_root)) == 15 and commands(with_d) == commands(at_root)
+
+
 def test_a_config_file_with_a_typo_is_not_taken_for_a_target(tmp_path) -> None:
     """Only outputs of the workflow, or files named like no config file that hold no config
     key, are taken for targets; a YAML overlay with a typo goes on to the schema's message."""
