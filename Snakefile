@@ -37,3 +37,8 @@ rule all:
     input:
         STAGES[("build_report", None)].outs["csv"],
         STAGES[("build_report", None)].outs["md"],
+
+
+# SIGTERM or SIGINT to Snakemake stops the running jobs too, resumable (rules/common.smk).
+onstart:
+    forward_stop_signals()

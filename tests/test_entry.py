@@ -3,6 +3,7 @@ user-fixable error is one clear line and exit status 2, not a traceback."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -53,3 +54,29 @@ def test_an_unknown_run_is_a_config_error(project_root: Path, capsys) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["report", "--configfile", config, "--set", "[1, 2]"])
     assert exc.value.code == 2 and "--set" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_signal_ends_a_stage_like_ctrl_c(signum: int) -> None:
+    """SIGTERM, which would kill Python on the spot, unwinds as Ctrl-C does (finally blocks and
+    Lightning's clean stop run) and ends with 128 + the signal number and one line."""
+    script = (
+        "import time\n"
+        "from mnistbench.signals import stopped_by_signals\n"
+        "with stopped_by_signals():\n"
+        "    try:\n"
+        "        print('ready', flush=True)\n"
+        "        time.sleep(60)\n"
+        "    finally:\n"
+        "        print('unwound', flush=True)\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert proc.stdout.readline() == "ready\n"
+    proc.send_signal(signum)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signum
+    assert out == "unwound\n" and "Traceback" not in err
+    name = signal.Signals(signum).name
+    assert f"mnistbench: stopped by {name}; nothing was published" in err

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import psutil
 import pytest
 
 from mnistbench.io import read_json
@@ -22,6 +23,7 @@ from tests.conftest import copy_project
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
 EPOCHS = 4
+STOPPED_EPOCHS = 200  # minutes of training if SIGTERM did not stop it
 MODEL_DIR = "results/synthetic/models/cnn"
 EXTRA = f"""
 train:
@@ -29,6 +31,9 @@ train:
 models:
   cnn:
     train: {{max_epochs: {EPOCHS}, limit_train_batches: 0.5}}
+  stopped:
+    arch: lenet5
+    train: {{max_epochs: {STOPPED_EPOCHS}, limit_train_batches: 0.1, swa: {{enabled: false}}}}
 tune: {{lr_steps: 20, batch_trials: 1}}
 """
 
@@ -53,6 +58,24 @@ def run(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return proc
 
 
+def start_until_checkpoint(proj: Path, target: str, last: Path) -> subprocess.Popen[bytes]:
+    """Snakemake making ``target`` in the background, once its train job has written ``last``."""
+    proc = subprocess.Popen(
+        command(target, *configfiles()),
+        cwd=proj,
+        env=env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its own process group: a kill of it reaches the train job too
+    )
+    deadline = time.monotonic() + 300
+    while not last.exists():
+        assert proc.poll() is None, "the train job ended before its first checkpoint"
+        assert time.monotonic() < deadline, "no epoch checkpoint within 300 s"
+        time.sleep(0.05)
+    return proc
+
+
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     proj = copy_project(tmp_path_factory.mktemp("resume"))
@@ -64,19 +87,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_killed_train_job_resumes_from_its_checkpoint(project: Path) -> None:
     target = f"{MODEL_DIR}/model.ckpt"
     last = project / MODEL_DIR / "lightning/resume/last.ckpt"
-    proc = subprocess.Popen(
-        command(target, *configfiles()),
-        cwd=project,
-        env=env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,  # its own process group: the kill reaches the train job too
-    )
-    deadline = time.monotonic() + 300
-    while not last.exists():
-        assert proc.poll() is None, "the train job ended before its first checkpoint"
-        assert time.monotonic() < deadline, "no epoch checkpoint within 300 s"
-        time.sleep(0.05)
+    proc = start_until_checkpoint(project, target, last)
     time.sleep(0.5)  # let the checkpoint be written out
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
@@ -99,6 +110,40 @@ def test_killed_train_job_resumes_from_its_checkpoint(project: Path) -> None:
     for name in ("model.ckpt", "config.yaml", "metrics.csv"):
         assert (project / MODEL_DIR / name).stat().st_size > 0
     assert not (project / MODEL_DIR / "lightning/resume/last.ckpt").exists()
+
+
+def test_sigterm_to_snakemake_stops_the_train_job_which_then_resumes(project: Path) -> None:
+    """SIGTERM to the Snakemake process alone, as a scheduler or `kill` sends it: the train job
+    stops within an epoch (Snakemake itself would wait for it to finish), keeps its epoch
+    checkpoint and publishes nothing; the next run continues from that checkpoint. (Counted in
+    epochs, not seconds, so that a busy machine cannot fail it.)"""
+    model_dir = project / "results/synthetic/models/stopped"
+    target = str((model_dir / "model.ckpt").relative_to(project))
+    last = model_dir / "lightning/resume/last.ckpt"
+    proc = start_until_checkpoint(project, target, last)
+    jobs = [
+        p
+        for p in psutil.Process(proc.pid).children(recursive=True)
+        if "mnistbench train" in " ".join(p.cmdline())
+    ]
+    assert jobs
+    log = project / "logs/synthetic/train_model/stopped.log"
+    epochs = re.compile(rf"epoch (\d+)/{STOPPED_EPOCHS} ")
+    proc.send_signal(signal.SIGTERM)
+    at_signal = len(epochs.findall(log.read_text()))
+    _, alive = psutil.wait_procs(jobs, timeout=300)
+    assert not alive, "the train job went on after SIGTERM"
+    assert proc.wait(timeout=300) != 0
+    text = log.read_text()
+    assert len(epochs.findall(text)) <= at_signal + 1, text  # at most the epoch under way
+    assert "mnistbench: stopped by SIGTERM" in text
+    assert not (model_dir / "summary.json").exists() and last.exists()
+
+    run(project, target, *configfiles())  # its outputs are missing: a plain run redoes it
+    summary = read_json(model_dir / "summary.json")
+    assert summary["resumed_after_epoch"] is not None and summary["resumed_after_epoch"] >= 1
+    history = pd.read_csv(model_dir / "metrics.csv")
+    assert history["epoch"].tolist() == list(range(1, STOPPED_EPOCHS + 1))
 
 
 def test_tune_target_writes_suggestion_and_plot(project: Path) -> None:

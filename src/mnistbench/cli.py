@@ -30,6 +30,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from mnistbench.errors import MnistbenchError
+from mnistbench.signals import stopped_by_signals
 
 DEFAULT_CONFIG = "config/config.yaml"
 STAGE_HELP = {
@@ -187,7 +188,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     args = _parser().parse_args(argv)
     try:
-        COMMANDS[args.command](args)
+        with stopped_by_signals():
+            COMMANDS[args.command](args)
     except MnistbenchError as exc:
         print(f"mnistbench error: {exc}", file=sys.stderr)
         sys.exit(2)

@@ -142,6 +142,35 @@ def gpus_of(wildcards):
     return train_gpus(resolve_model(config, wildcards.model))
 
 
+def forward_stop_signals():
+    """SIGTERM (what schedulers and `kill` send) and SIGINT to Snakemake reach its jobs too.
+
+    Snakemake answers SIGTERM by waiting for the running jobs to finish, and a SIGINT sent to
+    its process alone reaches no job: a train job would go on for hours. Here both signals are
+    passed on to every process Snakemake started; `mnistbench <stage>` then stops within a
+    batch and keeps its resumable checkpoint (src/mnistbench/signals.py), and Snakemake's own
+    handling follows (the stopped jobs fail, so the next run redoes them). Called on start,
+    once Snakemake has set its handlers."""
+    import signal
+
+    import psutil
+
+    def forward(signum, frame, previous):
+        for child in psutil.Process().children(recursive=True):
+            try:
+                child.send_signal(signum)
+            except psutil.Error:  # already gone
+                pass
+        if callable(previous):
+            previous(signum, frame)
+        elif signum == signal.SIGINT:
+            raise KeyboardInterrupt
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        previous = signal.getsignal(signum)
+        signal.signal(signum, lambda n, f, p=previous: forward(n, f, p))
+
+
 def failed_models(logfiles):
     """Models whose train or evaluate job failed, from Snakemake's log: name -> status."""
     text = ""
