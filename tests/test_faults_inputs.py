@@ -2,9 +2,9 @@
 
 One story, in order (the tests share the project): a complete run copies two tiny models' data
 from ``data.local_dir``; a typo in that path fails the dry run and the real run and leaves
-``data/`` untouched; settings that only say how to fetch plan no job; fetching identical bytes
-again (another copy of the directory, a forced download, data/ deleted) retrains nothing;
-different data retrains every model.
+``data/`` untouched; a job that fails says why on the terminal; settings that only say how to
+fetch plan no job; fetching identical bytes again (another copy of the directory, a forced
+download, data/ deleted) retrains nothing; different data retrains every model.
 
 Every run passes ``--max-checksum-file-size 4000``: Snakemake compares the content of inputs up
 to that size, which the tiny data files are but real MNIST's (10-50 MB) are not, so the runs
@@ -93,6 +93,21 @@ def test_typo_in_local_dir_fails_the_dry_run_and_keeps_the_data(
         assert f"did you mean '{user_dir}'" in out, out
         assert "Job stats" not in out  # stopped before planning: no job ran, nothing deleted
     assert snapshot(project / "data") == before
+
+
+def test_a_failed_jobs_error_reaches_the_terminal(project: Path) -> None:
+    """The one line that says what to do is on the terminal, not only in the job's log: here a
+    download with no mirror to reach (under another data set name: this one's data stay)."""
+    before = snapshot(project / "data/local")
+    offline = "data={local_dir: null, mirrors: ['http://127.0.0.1:9/'], download_retries: 1}"
+    out = run(project, "--config", "dataset=offline", offline, check=False)
+    assert not out.startswith("exit status 0"), out
+    assert (
+        "download_data (logs/offline/download_data.log): mnistbench error: "
+        "data/offline/raw/train-images-idx3-ubyte.gz: could not download "
+        "train-images-idx3-ubyte.gz from any mirror"
+    ) in out, out
+    assert snapshot(project / "data/local") == before
 
 
 def test_fetch_settings_plan_no_job(project: Path) -> None:

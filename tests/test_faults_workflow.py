@@ -96,6 +96,10 @@ def test_keep_going_lists_the_failed_model_as_failed(project: Path, keep_going) 
     proc, _ = keep_going
     assert proc.returncode != 0
     assert "Failed models: lenet5" in proc.stdout + proc.stderr
+    # what to do, on the terminal (not only in the job's log)
+    where = "train_model (logs/synthetic/train_model/lenet5.log): mnistbench error: "
+    shown = [ln for ln in proc.stderr.splitlines() if ln.startswith(where)]
+    assert len(shown) == 1 and "lower the learning rate" in shown[0], proc.stderr
 
     # The other model finished; the failed one published nothing and its log says why.
     assert (project / RESULTS / "models/simple_cnn/test/metrics.json").exists()

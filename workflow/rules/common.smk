@@ -171,13 +171,33 @@ def forward_stop_signals():
         signal.signal(signum, lambda n, f, p=previous: forward(n, f, p))
 
 
-def failed_models(logfiles):
-    """Models whose train or evaluate job failed, from Snakemake's log: name -> status."""
+def read_logs(logfiles):
+    """The text of Snakemake's log file(s) of this run (onerror's `log`)."""
     text = ""
     for path in logfiles if isinstance(logfiles, (list, tuple)) else [logfiles]:
         if path and os.path.exists(path):
             with open(path, encoding="utf-8", errors="replace") as fh:
                 text += fh.read()
+    return text
+
+
+def show_job_errors(logfiles):
+    """After a failed run: each failed job's `mnistbench error:` lines (what to fix), from its
+    log to the terminal, where Snakemake shows only the log's path."""
+    for block in re.split(r"Error in rule\s", read_logs(logfiles))[1:]:
+        head = block.split("\n\n")[0]
+        job_log = re.search(r"^\s*log: (\S+)", head, re.M)
+        if not job_log or not os.path.exists(job_log.group(1)):
+            continue
+        with open(job_log.group(1), encoding="utf-8", errors="replace") as fh:
+            errors = [line.rstrip() for line in fh if line.startswith("mnistbench error:")]
+        for line in errors:
+            print(f"{head.split(':', 1)[0]} ({job_log.group(1)}): {line}", file=sys.stderr)
+
+
+def failed_models(logfiles):
+    """Models whose train or evaluate job failed, from Snakemake's log: name -> status."""
+    text = read_logs(logfiles)
     job_log = re.compile(
         rf"log: (logs/{re.escape(DATASET)}/(?:train|evaluate)_model/([A-Za-z0-9_.-]+)\.log)"
     )

@@ -33,4 +33,5 @@ rule build_report:
 # complete, nor keep an earlier run's numbers: it is rebuilt listing every model, the failed
 # ones with status "failed (see <log>)". It is dated 1970, so the next run rebuilds it.
 onerror:
+    show_job_errors(log)
     partial_report(log)
