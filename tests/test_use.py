@@ -232,3 +232,48 @@ def test_ema_and_swa_together_is_a_config_error() -> None:
     config["models"]["cnn"] = {"train": {"ema": {"enabled": True}}}
     with pytest.raises(ConfigError, match=r"models\.cnn\.train: swa\.enabled and ema\.enabled"):
         validate_config(config)
+
+
+def test_predict_warns_on_images_unlike_a_digit(trained, image_files, tmp_path, capsys) -> None:
+    """Blank, nearly uniform, a few pixels, a speck blown up to the whole frame: each is still
+    labelled, with a warning in its row and on stderr; real digits get none."""
+    from mnistbench.cli import main
+
+    canvas = np.full((100, 100), 255, np.uint8)
+    canvas[40:42, 60:62] = 0  # a speck on white paper
+    inputs = {
+        "blank.png": np.zeros((28, 28), np.uint8),
+        "grey.png": np.random.default_rng(0).integers(120, 140, (28, 28)).astype(np.uint8),
+        "tiny.png": np.array([[0, 0, 0], [0, 255, 0], [0, 0, 0]], np.uint8),
+        "speck.png": canvas,
+    }
+    for name, pixels in inputs.items():
+        Image.fromarray(pixels).save(tmp_path / name)
+    files = [str(tmp_path / name) for name in inputs] + [str(p) for p in image_files[:3]]
+    main(["predict", str(trained[0]), *files, "--out", str(tmp_path / "p.json")])
+    rows = json.loads((tmp_path / "p.json").read_text())
+    expected = [
+        "blank image (a single colour): there is no digit to read",
+        "almost uniform (grey levels span 19 of 255): there is hardly a digit",
+        "only 3x3 pixels (MNIST digits are 28x28)",
+        "unlike an MNIST digit: ink covers 51% of the prepared 28x28 frame (MNIST digits: 3% "
+        "to 46%)",
+    ]
+    assert [r.get("warning") for r in rows] == [*expected, None, None, None]
+    assert all(0 <= r["label"] <= 9 for r in rows)  # still predicted
+    err = capsys.readouterr().err
+    for name, warning in zip(inputs, expected, strict=True):
+        assert f"{tmp_path / name}: {warning}; its label means little" in err
+
+
+@pytest.mark.parametrize("limit", ["0", "-5"])
+def test_predict_refuses_a_limit_below_one(trained, prepared, limit, capsys) -> None:
+    from mnistbench.cli import main
+
+    test = str(prepared / "test.pt")
+    with pytest.raises(SystemExit) as exc:
+        main(["predict", str(trained[0]), "--test-set", "--test-data", test, "--limit", limit])
+    assert exc.value.code == 2
+    assert f"mnistbench error: --limit {limit}: give a number of test images of at least 1" in (
+        capsys.readouterr().err
+    )
