@@ -38,20 +38,48 @@ def test_macs_match_hand_counts(name: str) -> None:
     assert net.training  # the count leaves the model's mode as it was
 
 
-def test_latency_per_image_at_each_batch_size() -> None:
+def test_latency_per_image_at_each_batch_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The whole model runs on uint8 batches of each size (the test images tiled up to it), and
+    each batch's median time is divided by its size: per image, in milliseconds."""
+    from mnistbench import evaluation
+
     model = classifier("lenet5")
+    batches: list[torch.Tensor] = []
+    forward = model.forward
+    monkeypatch.setattr(model, "forward", lambda x: batches.append(x) or forward(x))
+    monkeypatch.setattr(evaluation, "median_seconds", lambda fn: (fn(), 0.512)[1])
     images = torch.randint(0, 256, (5, 28, 28), dtype=torch.uint8)  # tiled up to 256
     latency = cpu_latency_ms(model, images, batch_sizes=(1, 256))
-    assert set(latency) == {1, 256} and all(v > 0 for v in latency.values())
+    assert latency == {1: pytest.approx(512.0), 256: pytest.approx(2.0)}
+    assert [tuple(b.shape) for b in batches] == [(1, 28, 28), (256, 28, 28)]
+    assert all(b.dtype == torch.uint8 for b in batches)
+    assert torch.equal(batches[1][:5], images) and torch.equal(batches[1][250:255], images)
 
 
-def test_median_seconds_stops_at_the_budget() -> None:
+class FakeClock:
+    """A perf_counter that only moves when the timed function 'works': no wall-clock time."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.mark.parametrize(("budget_s", "timed_calls"), [(0.05, 3), (0.07, 4), (10.0, 100)])
+def test_median_seconds_stops_at_the_budget(
+    monkeypatch: pytest.MonkeyPatch, budget_s: float, timed_calls: int
+) -> None:
+    """After the warm-up, at least 3 timed calls, then until the budget is spent or `repeats`
+    calls are made (each call here takes 0.02 s on a fake clock)."""
+    clock = FakeClock()
+    monkeypatch.setattr(time, "perf_counter", clock)
     calls: list[int] = []
 
-    def slow() -> None:
+    def work() -> None:
         calls.append(1)
-        time.sleep(0.02)
+        clock.now += 0.02
 
-    t = median_seconds(slow, repeats=100, warmup=1, budget_s=0.05)
-    assert 0.015 < t < 0.5
-    assert 1 + 3 <= len(calls) <= 1 + 5  # warm-up, then at least 3 timed calls, then the budget
+    t = median_seconds(work, repeats=100, warmup=1, budget_s=budget_s)
+    assert t == pytest.approx(0.02)
+    assert len(calls) == 1 + timed_calls

@@ -79,7 +79,15 @@ def test_several_mistakes_are_reported_together(default) -> None:
 
 def test_disabled_swa_may_start_late(default) -> None:
     default["train"]["swa"] = {"enabled": False, "epoch_start": 50}
-    validate_config(default)
+    validated = validate_config(copy.deepcopy(default))
+    assert resolve_model(validated, "lenet5")["swa"] == {
+        "enabled": False,
+        "epoch_start": 50,
+        "lr": 0.0005,
+    }
+    default["train"]["swa"]["enabled"] = True  # the same start, enabled: refused
+    with pytest.raises(ConfigError, match=r"models\.lenet5: swa\.epoch_start=50 is not before"):
+        validate_config(default)
 
 
 def test_unknown_model_for_a_single_job(default) -> None:
