@@ -1,7 +1,8 @@
 # mnistbench: download MNIST, train every configured model, evaluate on the test set, compare.
 #   snakemake --cores all                                  # the default experiment
 #   snakemake --cores all --configfile config/smoke.yaml   # offline, on generated digits
-#   snakemake --report results/report.html                 # the HTML report
+#   snakemake --report results/mnist/report.html           # the HTML report (the run's
+#                                                          # --configfile too: it says so at the end)
 import os
 import sys
 
@@ -42,3 +43,8 @@ rule all:
 # SIGTERM or SIGINT to Snakemake stops the running jobs too, resumable (rules/common.smk).
 onstart:
     forward_stop_signals()
+
+
+# At the end: the comparison's top rows, and the paths of the table and the report.
+onsuccess:
+    show_comparison()

@@ -24,7 +24,9 @@ def test_readme_is_a_front_door() -> None:
     for heading in ("What you get", "Set up", "Run", "Test", "Where results land"):
         assert f"## {heading}" in text
     assert "bash envs/setup.sh && source .venv/bin/activate" in text
-    assert (ROOT / "docs/img/report.png").stat().st_size < 300_000
+    for picture in ("report.png", "terminal.png"):  # docs/img/make-screenshots.sh
+        assert f"](docs/img/{picture})" in text
+        assert (ROOT / "docs/img" / picture).stat().st_size < 300_000
 
 
 def test_ci_runs_the_readmes_test_command() -> None:

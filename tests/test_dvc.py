@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -25,7 +26,8 @@ import yaml
 from mnistbench.config import load_config
 from mnistbench.dvc import overrides
 from mnistbench.errors import ConfigError
-from tests.conftest import copy_project
+from tests.browser import chromium_or_skip, open_page
+from tests.conftest import ROOT, copy_project
 
 BIN = Path(sys.executable).parent
 MODELS = ["lenet5", "simple_cnn"]
@@ -113,11 +115,13 @@ def test_smoke_overrides_refuse_a_value_the_shell_would_split(tmp_path: Path) ->
 
 
 def output_digests(proj: Path) -> dict[str, str]:
-    """sha256 of every declared output (Lightning's work files under lightning/ are not outputs)."""
-    return {
-        path: hashlib.sha256((proj / path).read_bytes()).hexdigest()
-        for path in sorted(dvc_outputs(proj))
-    }
+    """sha256 of every file of every declared output (a directory's files one by one: DVCLive's
+    plots); Lightning's work files under lightning/ are not outputs."""
+    files = []
+    for path in sorted(dvc_outputs(proj)):
+        out = proj / path
+        files += sorted(f for f in out.rglob("*") if f.is_file()) if out.is_dir() else [out]
+    return {str(f.relative_to(proj)): hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
 
 
 @pytest.fixture(scope="module")
@@ -147,7 +151,9 @@ def test_repro_builds_the_two_seed_comparison(repro: Path) -> None:
     table = (repro / "results/synthetic/comparison.csv").read_text().splitlines()
     assert table[0].startswith("model,") and {ln.split(",")[0] for ln in table[1:]} == set(RUNS)
     summary = json.loads((repro / "results/synthetic/summary.json").read_text())
-    assert summary["n_models"] == len(RUNS) and summary["best_model"] in RUNS
+    best = table[1].split(",")[0]  # comparison.csv's first row (summary.json: numbers only)
+    assert summary["n_models"] == len(RUNS) and set(summary["test_f1"]) == set(RUNS)
+    assert summary["best_test_f1"] == summary["test_f1"][best] == max(summary["test_f1"].values())
     with open(repro / "results/synthetic/seeds.csv") as fh:
         over_seeds = {row["model"]: row for row in csv.DictReader(fh)}
     assert set(over_seeds) == set(MODELS)
@@ -200,6 +206,82 @@ def test_plots_show_renders_every_plot(repro: Path) -> None:
     assert '"fold": ["val_f1", "val_loss"]' in curves  # .dvc/plots/learning_curve.json
 
 
+# The page `dvc plots show` writes, drawn in the browser: the plots whose marks (vega-embed's
+# <canvas> or <svg class="marks">) have a size.
+DRAWN = """Array.from(document.querySelectorAll('.vega-embed')).filter(e => {
+  const marks = e.querySelector('.marks');
+  return marks !== null && marks.getBoundingClientRect().width > 0;
+}).length"""
+
+
+@pytest.mark.slow
+def test_plots_page_draws_offline_in_chromium(repro: Path) -> None:
+    """`dvc plots show`'s page, opened with the network closed, draws every plot: Vega comes
+    from the page itself (.dvc/config's plots.html_template), not from a CDN."""
+    out = dvc(repro, "plots", "show")
+    page = repro / "dvc_plots/index.html"
+    assert str(page.relative_to(repro)) in out, out
+    html = page.read_text()
+    n_plots = html.count("vegaEmbed('#")
+    assert n_plots >= 2 * len(RUNS) + 1, n_plots  # learning curves, confusions, F1-vs-params
+    assert "cdn.jsdelivr" not in html and "<script src=" not in html
+    shot = ROOT / "tests/artifacts/dvc-plots.png"
+    result = open_page(
+        chromium_or_skip(),
+        page,
+        {"drawn": DRAWN, "vega": "typeof vegaEmbed"},
+        ready=f"{DRAWN} >= {n_plots}",
+        screenshot=shot,
+    )
+    assert result.errors == [], result.errors
+    assert result.values == {"drawn": n_plots, "vega": "function"}
+
+
+def readme_command(start: str) -> list[str]:
+    """The README's command line that starts with ``start``, split as a shell would."""
+    lines = [ln for ln in (ROOT / "README.md").read_text().splitlines() if ln.startswith(start)]
+    assert len(lines) == 1, f"README.md has {len(lines)} lines starting with {start!r}"
+    return shlex.split(lines[0].split("  #")[0])
+
+
+def exp_show(proj: Path, *args: str) -> str:
+    env = {**ENV, "COLUMNS": "120"}
+    proc = subprocess.run(
+        [str(BIN / "dvc"), "exp", "show", "--no-pager", *args],
+        cwd=proj, env=env, capture_output=True, text=True, timeout=300, check=True,
+    )  # fmt: skip
+    return proc.stdout
+
+
+@pytest.mark.slow
+def test_an_experiment_leaves_the_workspace_alone_and_shows_in_120_columns(repro: Path) -> None:
+    """The README's experiment, on a commit of the run (`dvc exp run --temp -S ...`), runs
+    outside the workspace: its config/config.yaml stays as it was (a later plain `snakemake` or
+    `dvc repro` runs what it says). Then the README's `dvc exp show` fits 120 columns, nothing
+    cut: the changed parameter and the changed runs' test F1."""
+    sh(repro, "git", "add", "dvc.lock")
+    sh(repro, "git", "commit", "-q", "-m", "baseline run")
+    config = (repro / "config/config.yaml").read_bytes()
+    run = readme_command("dvc exp run ")
+    key = "models.lenet5.train.scheduler.max_lr"
+    assert run[:5] == ["dvc", "exp", "run", "--temp", "-n"] and key in run[-1], run
+    out = dvc(repro, *run[1:])
+    lenet5 = {f"{step}@lenet5-seed{s}" for step in ("train", "evaluate") for s in (1, 2)}
+    assert ran_stages(out) == lenet5 | {"report"}, out[-4000:]
+    assert (repro / "config/config.yaml").read_bytes() == config
+    assert sh(repro, "git", "status", "--porcelain") == ""
+
+    show = readme_command("dvc exp show ")
+    table = exp_show(repro, *show[3:])
+    columns = [len(exp_show(repro, *a, "--csv").splitlines()[0].split(",")) for a in ([], show[3:])]
+    print(f"dvc exp show: {columns[0]} columns, the README's: {columns[1]}\n{table}")
+    assert max(len(line) for line in table.splitlines()) <= 120, table
+    assert "…" not in table and "!" not in table, table  # nothing cut short, no missing value
+    assert run[5] in table and key in table, table
+    assert "test_f1.lenet5-seed1" in table and "test_f1.lenet5-seed2" in table, table
+    assert "simple_cnn" not in table  # unchanged
+
+
 @pytest.mark.slow
 def test_one_models_parameter_reruns_only_that_model(repro: Path) -> None:
     cfg_path = repro / "config/config.yaml"
@@ -213,8 +295,11 @@ def test_one_models_parameter_reruns_only_that_model(repro: Path) -> None:
 
 @pytest.mark.slow
 def test_push_then_pull_restores_every_output(repro: Path) -> None:
+    # download 5, prepare 4, report 13; per run: train 6 (DVCLive's plots a directory),
+    # evaluate 6
+    assert len(dvc_outputs(repro)) == 9 + 13 + 12 * len(RUNS)
     before = output_digests(repro)
-    assert len(before) == 9 + 11 + 9 * len(RUNS)
+    assert any("/dvclive/plots/" in path for path in before)
     dvc(repro, "push")
     shutil.rmtree(repro / "data")
     shutil.rmtree(repro / "results")

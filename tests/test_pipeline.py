@@ -91,9 +91,10 @@ def dvc_stages(proj: Path) -> dict[str, dict]:
 
 def normalised(command: str) -> str:
     """The command without what only one orchestrator adds: DVC's PYTHONPATH (Snakemake exports
-    it), Snakemake's thread count (DVC runs one stage at a time) and log redirection."""
+    it), Snakemake's thread count (DVC runs one stage at a time), the terminal's copy for the
+    per-epoch lines (DVC shows the stage's own output) and log redirection."""
     command = command.removeprefix("PYTHONPATH=src ")
-    command = re.sub(r" --threads \d+", "", command)
+    command = re.sub(r" --threads \d+( --progress-fd 3 3>&2)?", "", command)
     return re.sub(r" > logs/\S+ 2>&1$", "", command)
 
 

@@ -20,6 +20,8 @@ from tests.conftest import copy_project
 
 BIN = Path(sys.executable).parent
 MODELS = ["lenet5", "cnn", "resnet18", "alexnet_small", "simple_cnn", "allconv"]
+# A train job's command: its threads, then the terminal's copy for the per-epoch lines.
+TRAIN_THREADS = r"mnistbench train [^\n]*--threads (\d+) --progress-fd 3 3>&2 >"
 SLURM_COMMANDS = ("sbatch", "srun", "squeue", "sacct", "sinfo", "scontrol", "sacctmgr", "scancel")
 
 
@@ -123,14 +125,14 @@ def test_local_profile_sets_memory_and_changes_nothing_planned(project) -> None:
             assert fields(job["resources"])["gpu"] == "0"
             assert fields(job["resources"]).get("mem_mb") == mem
         # 4 cores shared out among 6 train jobs: one thread each, so they run side by side
-        assert len(re.findall(r"mnistbench train [^\n]*--threads 1 >", text)) == len(MODELS)
+        assert re.findall(TRAIN_THREADS, text) == ["1"] * len(MODELS)
 
 
 def test_train_jobs_share_the_cores(project) -> None:
     """Each train job gets cores // models threads (at least one): all run at once."""
     for cores, threads in (("2", 1), ("12", 2), ("24", 4)):
         text = dry_run(project, "--cores", cores, "--printshellcmds")
-        found = re.findall(r"mnistbench train [^\n]*--threads (\d+) >", text)
+        found = re.findall(TRAIN_THREADS, text)
         assert found == [str(threads)] * len(MODELS), cores
 
 

@@ -137,7 +137,9 @@ def test_table_has_intervals_p_values_and_costs(report: dict[str, Path]) -> None
     assert float(table["b"]["mcnemar_p"]) == pytest.approx(p, rel=1e-2) and p < 1e-3
     assert float(table["c"]["mcnemar_p"]) > 0.05
     md = report["md"].read_text()
-    assert "ci_low" in md and "mcnemar_p" in md and "nan" not in md
+    assert "| 95% CI | p vs best |" in md and "nan" not in md
+    assert "| `a` | 2 |" in md and "| best |" in md  # the best row says so, its p is no blank
+    assert "**p vs best**: McNemar" in md and "**MACs**:" in md  # the legend of the headers
 
 
 def test_new_figures_and_provenance_are_written(report: dict[str, Path]) -> None:

@@ -6,13 +6,14 @@ import csv
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.chromium import find_chromium, open_page
+from tests.browser import chromium_or_skip, open_page, terminal_page
 from tests.conftest import ROOT, copy_project
 
 pytestmark = pytest.mark.slow
@@ -58,10 +59,16 @@ def planned_jobs(output: str) -> dict[str, int]:
 
 
 @pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """The smoke run, and what it printed (stdout and stderr: what a terminal shows)."""
     proj = copy_project(tmp_path_factory.mktemp("smoke"))
-    snakemake(proj)
-    return proj
+    proc = snakemake(proj)
+    return proj, proc.stderr + proc.stdout
+
+
+@pytest.fixture(scope="module")
+def smoke_run(smoke: tuple[Path, str]) -> Path:
+    return smoke[0]
 
 
 def test_comparison_has_a_row_per_model(smoke_run: Path) -> None:
@@ -125,10 +132,62 @@ def test_one_models_code_reruns_only_that_model(smoke_run: Path) -> None:
     assert jobs == {"train_model": 1, "evaluate_model": 1, "build_report": 1, "all": 1}, out.stdout
 
 
+# cnn            epoch 2/2   train loss 0.2143   val F1 0.9472   0:42 elapsed, ETA 0:00
+EPOCH_LINE = (
+    r"^{run}\s+epoch {epoch}/2\s+train loss \d+\.\d{{4}}\s+val F1 \d\.\d{{4}}\s+"
+    r"\d+:\d\d elapsed, ETA \d+:\d\d$"
+)
+# The headers of the report's two comparison tables.
+SCORES = ["run", "epochs", "val F1", "test F1", "95% CI", "p vs best", "errors", "ref. F1",
+          "status"]  # fmt: skip
+COSTS = ["run", "params", "MACs", "ms b1", "ms b256", "ckpt MiB", "train", "to ref.", "peak MB"]
+
+
+def report_command(terminal: str) -> list[str]:
+    """The report command the run printed at its end, split as a shell would."""
+    found = re.findall(r"^The HTML report \(([^)]+)\): (snakemake --report .+)$", terminal, re.M)
+    assert len(found) == 1, terminal[-3000:]
+    return shlex.split(found[0][1])
+
+
+def test_terminal_shows_each_epoch_and_the_closing_table(smoke: tuple[Path, str]) -> None:
+    """What the terminal showed: a line per epoch and model among Snakemake's job blocks (not
+    Lightning's noise, which is in the logs), then the comparison's rows and where to go next."""
+    proj, terminal = smoke
+    for m in MODELS:
+        for epoch in (1, 2):
+            assert re.search(EPOCH_LINE.format(run=m, epoch=epoch), terminal, re.M), (m, epoch)
+        log = (proj / f"logs/synthetic/train_model/{m}.log").read_text()
+        assert not re.search(EPOCH_LINE.format(run=m, epoch=1), log, re.M)  # the terminal's only
+    for noise in ("LOCAL_RANK", "Trainable params", "PossibleUserWarning", "GPU available"):
+        assert noise not in terminal
+    closing = terminal[terminal.index("Comparison, best test F1 first (6 runs):") :]
+    lines = closing.splitlines()
+    assert lines[1].startswith("Generated digits (data.source: synthetic")
+    assert re.split(r"\s{2,}", lines[2]) == [
+        "run", "test F1", "95% CI", "p vs best", "errors", "params", "train", "status"
+    ]  # fmt: skip
+    with open(proj / "results/synthetic/comparison.csv") as fh:
+        order = [row["model"] for row in csv.DictReader(fh)]
+    assert [line.split()[0] for line in lines[3 : 3 + len(MODELS)]] == order
+    assert lines[3].split()[3] == "best"
+    assert "The whole table, costs and legend: results/synthetic/comparison.md" in closing
+    assert report_command(terminal) == [
+        "snakemake", "--report", "results/synthetic/report.html", "--configfile",
+        "config/smoke.yaml",
+    ]  # fmt: skip
+
+
 @pytest.fixture(scope="module")
-def html_report(smoke_run: Path) -> Path:
-    snakemake(smoke_run, "--report", "results/report.html")
-    return smoke_run / "results/report.html"
+def html_report(smoke: tuple[Path, str]) -> Path:
+    """The report, built with the command the run printed at its end (its --configfile too)."""
+    proj, terminal = smoke
+    cmd = report_command(terminal)
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    proc = subprocess.run(cmd, cwd=proj, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "Missing metadata" not in proc.stderr, proc.stderr[-4000:]
+    return proj / cmd[2]
 
 
 def test_statistics_and_costs_in_the_table(smoke_run: Path) -> None:
@@ -150,9 +209,9 @@ def test_statistics_and_costs_in_the_table(smoke_run: Path) -> None:
 
 def test_html_report(html_report: Path) -> None:
     html = html_report.read_text()
-    # The front page carries the comparison table itself (rendered from comparison.csv) ...
-    assert "test_f1</th>" in html and "System Message" not in html
-    assert "mcnemar_p</th>" in html and "sha256 t10k-images-idx3-ubyte.gz" in html
+    # The front page carries the two comparison tables (formatted, from comparison.csv) ...
+    assert "test F1</th>" in html and "MACs</th>" in html and "System Message" not in html
+    assert "Generated digits" in html and "sha256 t10k-images-idx3-ubyte.gz" in html
     for m in MODELS:
         assert f"{m}</td>" in html
     # ... and every figure is embedded as a result.
@@ -174,33 +233,119 @@ DECODE_RESULTS = """(async () => {
 })()"""
 FRONT_TABLES = """Array.from(document.querySelectorAll("table")).map(t =>
   Array.from(t.querySelectorAll("th")).map(th => th.innerText.trim()))"""
+# Each header cell of each front-page table, as the window shows it without scrolling sideways:
+# wholly inside the window, not cut by the table's own scroll box, and not under the sidebar
+# (what the browser finds at the cell's left and right ends is the cell).
+HIDDEN_HEADERS = """(() => {
+  const hidden = [];
+  const W = document.documentElement.clientWidth;
+  for (const table of document.querySelectorAll("table")) {
+    table.scrollIntoView({block: "center", inline: "nearest"});
+    if (table.scrollWidth > table.clientWidth + 1)
+      hidden.push(`a table scrolls sideways: ${table.scrollWidth} > ${table.clientWidth} px`);
+    for (const th of table.querySelectorAll("th")) {
+      const r = th.getBoundingClientRect(), y = (r.top + r.bottom) / 2;
+      const seen = [r.left + 2, r.right - 2].every(x => {
+        const hit = document.elementFromPoint(x, y);
+        return hit !== null && (hit === th || th.contains(hit));
+      });
+      if (r.left < 0 || r.right > W || !seen)
+        hidden.push(`${th.innerText.trim()}: ${Math.round(r.left)}-${Math.round(r.right)} of ${W}`);
+    }
+  }
+  const scrolled = [document.scrollingElement, ...document.querySelectorAll("div")];
+  const sideways = scrolled.filter(e => e.scrollLeft > 0).length;
+  if (sideways) hidden.push(`${sideways} element(s) scrolled sideways to show a table`);
+  for (const e of scrolled) e.scrollTop = 0;  // back to the top, for the screenshot
+  return hidden;
+})()"""
 
 
 def test_report_opens_in_headless_chromium(html_report: Path) -> None:
-    """What a reader sees: the page loads without console errors or uncaught exceptions, its
-    front page shows the comparison (with intervals and p-values) and the provenance, and every
-    figure decodes in the browser. The screenshot stays in tests/artifacts/."""
-    chromium = find_chromium()
-    if chromium is None:
-        pytest.skip("chromium not installed (Debian: apt-get install chromium; .ci/run does it)")
+    """What a reader sees in a 1400 px window (Playwright, the system's Chromium): no console
+    errors or uncaught exceptions; the two comparison tables and the provenance on the front
+    page, every column of them visible without scrolling sideways; every figure decodes. The
+    screenshot stays in tests/artifacts/ (docs/img/make-screenshots.sh copies it)."""
     shot = ARTIFACTS / "report.png"
     page = open_page(
-        chromium,
+        chromium_or_skip(),
         html_report,
-        {"tables": FRONT_TABLES, "results": DECODE_RESULTS, "text": "document.body.innerText"},
-        ready="document.querySelectorAll('table').length >= 2",
+        {
+            "tables": FRONT_TABLES,
+            "results": DECODE_RESULTS,
+            "text": "document.body.innerText",
+            "hidden": HIDDEN_HEADERS,
+        },
+        ready="document.querySelectorAll('table').length >= 3",
         screenshot=shot,
+        viewport=(1400, 900),
     )
     print(f"screenshot of the report: {shot}")
     assert page.errors == [], page.errors
-    comparison, provenance = page.values["tables"][:2]
-    assert {"model", "test_f1", "ci_low", "ci_high", "mcnemar_p", "macs", "status"} <= set(
-        comparison
-    )
+    scores, costs, provenance = page.values["tables"][:3]
+    assert scores == SCORES
+    assert costs[: len(COSTS)] == COSTS
     assert provenance == ["item", "value"]
+    assert page.values["hidden"] == []
     assert all(m in page.values["text"] for m in MODELS)
+    assert "Generated digits" in page.values["text"]
     decoded = page.values["results"]
     figures = {p.rsplit("/", 1)[-1] for p, width in decoded.items() if p.endswith(".png")}
     assert set(FIGURES) | {"confusion.png"} <= figures
     assert all(width > 100 for p, width in decoded.items() if p.endswith(".png")), decoded
-    assert shot.stat().st_size > 10_000
+    assert 10_000 < shot.stat().st_size < 300_000
+
+
+def terminal_excerpt(terminal: str, columns: int = 110, rows: int = 40) -> str:
+    """What a terminal ``columns`` wide and ``rows`` high showed while models trained (the
+    moment when most epoch lines were on the screen, among Snakemake's job blocks; long lines
+    wrapped), then the run's closing lines."""
+    lines = terminal.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("Comparison, best test"))
+    end = next(i for i, line in enumerate(lines) if line.startswith("The HTML report"))
+    screen = [
+        line[i : i + columns] for line in lines[:start] for i in range(0, len(line) or 1, columns)
+    ]
+    epoch = [bool(re.search(r"\sepoch \d+/\d+\s", row)) for row in screen]
+    last = max(
+        (i for i in range(len(screen)) if epoch[i]),
+        key=lambda i: (sum(epoch[max(0, i - rows + 1) : i + 1]), i),
+    )
+    return "\n".join([*screen[max(0, last - rows + 1) : last + 1], "...", *lines[start : end + 1]])
+
+
+def test_terminal_screenshot(smoke: tuple[Path, str], tmp_path: Path) -> None:
+    """The README's picture of the terminal during a smoke run and at its end, taken with
+    Playwright from what the run printed (tests/artifacts/terminal.png; docs/img/
+    make-screenshots.sh copies it)."""
+    _, terminal = smoke
+    page = tmp_path / "terminal.html"
+    excerpt = terminal_excerpt(terminal)
+    assert "epoch 2/2" in excerpt and "--configfile config/smoke.yaml" in excerpt
+    shot = ARTIFACTS / "terminal.png"
+    viewport = terminal_page(excerpt, page)
+    result = open_page(
+        chromium_or_skip(), page, {"text": "document.body.innerText"}, "true", shot, viewport,
+        full_page=True,
+    )  # fmt: skip
+    assert result.errors == [] and "The HTML report" in result.values["text"]
+    assert 10_000 < shot.stat().st_size < 300_000
+
+
+def test_dvc_takes_over_the_snakemake_run_without_rerunning(smoke_run: Path) -> None:
+    """The README: to hand a Snakemake run to DVC, `dvc commit -f` records its outputs in
+    dvc.lock (DVC has nothing to run), then `snakemake --touch` puts their times back in order
+    (DVC's copies are newer than what was made from them: Snakemake would evaluate again).
+    Last in this module: it makes the copy a git repository with the smoke run's dvc.yaml."""
+    from tests.test_dvc import dvc, git_repo, sh
+
+    generate = ("env", "PYTHONPATH=src", sys.executable, "-m", "mnistbench", "dvc-yaml")
+    files = ("config/config.yaml", "config/smoke.yaml")
+    (smoke_run / "dvc.yaml").write_text(sh(smoke_run, *generate, "--configfile", *files))
+    git_repo(smoke_run)
+    assert "Data and pipelines are up to date." not in dvc(smoke_run, "status")
+    dvc(smoke_run, "commit", "-f")
+    snakemake(smoke_run, "--touch")
+    assert "Data and pipelines are up to date." in dvc(smoke_run, "status")
+    out = snakemake(smoke_run, "-n")
+    assert "Nothing to be done" in out.stdout + out.stderr

@@ -4,6 +4,7 @@ from), early stopping, weight averaging (SWA or EMA), and one log line per epoch
 from __future__ import annotations
 
 import logging
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from lightning.pytorch.callbacks import (
 
 from mnistbench.averaging import EMA
 from mnistbench.config import swa_start_epoch
+from mnistbench.progress import Progress
 from mnistbench.resume import Fingerprint
 
 MONITOR = "val/f1"
@@ -27,36 +29,42 @@ log = logging.getLogger("mnistbench.training")
 
 
 class EpochLog(Callback):
-    """One line per epoch in the job's log (the progress bar is off: logs are files)."""
+    """One line per epoch in the job's log (the progress bar is off: logs are files), and one
+    on the terminal when the job was given one (``progress``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, progress: Progress | None = None) -> None:
         self.t0 = time.perf_counter()
+        self.progress = progress
+        self.epochs_run = 0
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.t0 = time.perf_counter()
+        self.epochs_run = 0
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.is_global_zero:
             return
         # Wall seconds of training so far, in metrics.csv: the report's time to reach a score.
-        pl_module.log("elapsed_s", time.perf_counter() - self.t0, rank_zero_only=True)
+        elapsed = time.perf_counter() - self.t0
+        pl_module.log("elapsed_s", elapsed, rank_zero_only=True)
+        self.epochs_run += 1
         m = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        done, total = trainer.current_epoch + 1, int(trainer.max_epochs or 0)
+        train_loss, val_f1 = m.get("train/loss", math.nan), m.get(MONITOR, math.nan)
         log.info(
             "epoch %d/%d  train loss %.4f  val loss %.4f  val acc %.4f  val F1 %.4f  (%.0f s)",
-            trainer.current_epoch + 1,
-            trainer.max_epochs,
-            m.get("train/loss", float("nan")),
-            m.get("val/loss", float("nan")),
-            m.get("val/acc", float("nan")),
-            m.get(MONITOR, float("nan")),
-            time.perf_counter() - self.t0,
+            *(done, total, train_loss, m.get("val/loss", math.nan), m.get("val/acc", math.nan)),
+            *(val_f1, elapsed),
         )
+        if self.progress is not None:
+            self.progress.epoch(done, total, train_loss, val_f1, elapsed, self.epochs_run)
 
 
 def callbacks_for(
-    settings: dict[str, Any], work: Path, stamp: str
+    settings: dict[str, Any], work: Path, stamp: str, progress: Progress | None = None
 ) -> tuple[list[Callback], ModelCheckpoint]:
-    """Every callback of the run, and the one that keeps the best epoch's checkpoint."""
+    """Every callback of the run, and the one that keeps the best epoch's checkpoint;
+    ``progress``: where the per-epoch terminal line goes (none: the log only)."""
     best = ModelCheckpoint(
         dirpath=work / "checkpoints",
         filename="best-epoch{epoch:02d}",
@@ -79,7 +87,7 @@ def callbacks_for(
         resumable,
         ModelSummary(max_depth=2),
         LearningRateMonitor(logging_interval="epoch"),
-        EpochLog(),
+        EpochLog(progress),
     ]
     es = settings["early_stopping"]
     if es["enabled"]:

@@ -61,6 +61,11 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     for name, text in STAGE_HELP.items():
         _config_args(sub.add_parser(name, help=text), run=name in ("train", "evaluate", "tune"))
+    sub.choices["train"].add_argument(
+        "--progress-fd", type=int, metavar="FD",
+        help="an open file descriptor for one line per epoch (the Snakemake rule: 3, a copy of "
+        "its terminal)",
+    )  # fmt: skip
     report = sub.choices["report"]
     report.add_argument(
         "--failed", nargs="*", default=[], metavar="MODEL=STATUS",
@@ -118,7 +123,9 @@ def _run_stage(args: argparse.Namespace) -> None:
     from mnistbench import stages
 
     config = load(args.configfile, args.set)
-    if args.command in ("train", "evaluate", "tune"):
+    if args.command == "train":
+        stages.train(config, args.model, args.threads, args.progress_fd)
+    elif args.command in ("evaluate", "tune"):
         getattr(stages, args.command)(config, args.model, args.threads)
     elif args.command == "report":
         stages.report(config, dict(item.split("=", 1) for item in args.failed))

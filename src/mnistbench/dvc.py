@@ -28,8 +28,14 @@ from mnistbench.pipeline import MISSING, STEPS, Stage, base_model, key_value, st
 PARAMS_FILE = "config/config.yaml"
 # DVC runs the project's own package source, as the Snakemake jobs do.
 PREFIX = "PYTHONPATH=src "
-METRICS = {("evaluate_model", "metrics"), ("build_report", "summary")}
+METRICS = {
+    ("train_model", "live_metrics"),
+    ("evaluate_model", "metrics"),
+    ("build_report", "summary"),
+}
 PLOTS: dict[tuple[str, str], dict[str, str]] = {
+    # DVCLive's per-step history of every logged metric, one file each
+    ("train_model", "live_plots"): {"x": "step"},
     # validation F1 and loss per epoch (template: .dvc/plots/learning_curve.json)
     ("train_model", "metrics"): {
         "x": "epoch",

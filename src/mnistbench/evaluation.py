@@ -92,16 +92,22 @@ def cpu_latency_ms(
     return result
 
 
+def text_colour(rgba: tuple[float, ...]) -> str:
+    """Black on light cells, white on dark ones (relative luminance of the cell's colour)."""
+    r, g, b = rgba[:3]
+    return "black" if 0.2126 * r + 0.7152 * g + 0.0722 * b > 0.5 else "white"
+
+
 def plot_confusion(cm: np.ndarray, title: str, path: str | Path) -> None:
     plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(5.2, 4.6))
     # Log colour scale: the diagonal holds ~1000 images, the errors a handful.
-    ax.imshow(np.log1p(cm), cmap="Blues")
+    image = ax.imshow(np.log1p(cm), cmap="Blues")
     for i in range(cm.shape[0]):
         for j in range(cm.shape[1]):
             if cm[i, j]:
-                colour = "white" if i == j else "black"
+                colour = text_colour(image.cmap(image.norm(np.log1p(cm[i, j]))))
                 ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=7, color=colour)
     ax.set_xticks(range(cm.shape[1]))
     ax.set_yticks(range(cm.shape[0]))
@@ -139,7 +145,6 @@ def costs(
         "params": count_parameters(model.net),
         "macs": count_macs(model.net),
         "ckpt_bytes": Path(checkpoint).stat().st_size,
-        "checkpoint": str(checkpoint),
     }
     if measure_latency:
         latency = cpu_latency_ms(model, images[:256])
@@ -159,9 +164,10 @@ def evaluate(
     batch_size: int,
     measure_latency: bool = True,
 ) -> dict[str, Any]:
-    """Score a trained checkpoint on the test split; writes metrics.json, confusion.{csv,png},
-    predictions.npz (labels, predictions, probabilities) for later statistics and
-    predictions.csv (actual,predicted per image: the long form DVC's confusion plot reads).
+    """Score a trained checkpoint on the test split; writes metrics.json (numbers only),
+    details.json (names, the checkpoint, per-class F1), confusion.{csv,png}, predictions.npz
+    (labels, predictions, probabilities) for later statistics and predictions.csv
+    (actual,predicted per image: the long form DVC's confusion plot reads).
 
     The costs beside the scores come from the same trained model: MACs per image, CPU latency
     per image at batch 1 and 256 (with this process's torch threads, recorded as
@@ -178,19 +184,24 @@ def evaluate(
     cm = confusion_matrix(y, preds)
     metrics = scores(cm)
     result = {
-        "model": model_name,
-        "arch": model.hparams.arch,
         "n_test": int(y.shape[0]),
         "test_f1": metrics["f1_macro"],
         "test_accuracy": metrics["accuracy"],
         "test_precision": metrics["precision_macro"],
         "test_recall": metrics["recall_macro"],
         "test_errors": int((preds != y).sum()),
-        "f1_per_class": metrics["f1_per_class"],
         **costs(model, images, checkpoint, measure_latency),
+    }
+    details = {
+        "model": model_name,
+        "arch": model.hparams.arch,
+        "checkpoint": str(checkpoint),
+        "f1_per_class": metrics["f1_per_class"],
     }
     _write_predictions(out, cm, y, preds, proba.numpy())
     plot_confusion(cm, f"{model_name}: test F1 {result['test_f1']:.4f}", out / "confusion.png")
+    # metrics.json holds numbers only (DVC's metrics: one column each in `dvc exp show`)
+    write_json(out / "details.json", details)
     write_json(out / "metrics.json", result)
     log.info(
         "%s: test F1 %.4f, accuracy %.4f; %d MACs per image, %s ms per image at batch 1/256",

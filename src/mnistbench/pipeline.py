@@ -46,9 +46,14 @@ OUTPUTS: dict[str, dict[str, str]] = {
         "metrics": f"{RUN}/metrics.csv",
         "config": f"{RUN}/config.yaml",
         "summary": f"{RUN}/summary.json",
+        # DVCLive's: the latest value of each logged metric, and each one per step (DVC's
+        # metrics and plots of the run; mnistbench.loggers)
+        "live_metrics": f"{RUN}/dvclive/metrics.json",
+        "live_plots": f"{RUN}/dvclive/plots",
     },
     "evaluate_model": {
-        "metrics": f"{RUN}/test/metrics.json",
+        "metrics": f"{RUN}/test/metrics.json",  # numbers only: DVC's metrics
+        "details": f"{RUN}/test/details.json",  # the rest: names, paths, per-class F1
         "confusion": f"{RUN}/test/confusion.csv",
         "confusion_png": f"{RUN}/test/confusion.png",
         "predictions": f"{RUN}/test/predictions.npz",
@@ -59,6 +64,9 @@ OUTPUTS: dict[str, dict[str, str]] = {
         "csv": "results/{dataset}/comparison.csv",
         "md": "results/{dataset}/comparison.md",
         "seeds": "results/{dataset}/seeds.csv",
+        # the report's front page: the comparison formatted, in two tables that fit a screen
+        "scores_table": "results/{dataset}/tables/scores.csv",
+        "costs_table": "results/{dataset}/tables/costs.csv",
         "summary": "results/{dataset}/summary.json",
         "curves": "results/{dataset}/figures/learning_curves.png",
         "f1_params": "results/{dataset}/figures/f1_vs_params.png",
@@ -120,6 +128,7 @@ STEPS = (
         ("mnistbench.training",),
         ("dataset", "train", "models.{model}", "seeds"),
         (("prepare_data", "train"), ("prepare_data", "val"), ("prepare_data", "stats")),
+        untracked=("loggers",),  # how training is watched, not what it produces
     ),
     Step(
         "evaluate_model",
@@ -135,7 +144,8 @@ STEPS = (
         "report",
         ("mnistbench.reporting",),
         # the whole config: the provenance records it
-        ("dataset", "data", "train", "only", "seeds", "models", "evaluate", "report", "tune"),
+        ("dataset", "data", "train", "only", "seeds", "models", "loggers", "evaluate", "report")
+        + ("tune",),
         # per run: its published files; then the test split (gallery) and the data's digests
         tuple(("train_model", key) for key in ("summary", "metrics", "config"))
         + (("evaluate_model", "metrics"), ("evaluate_model", "predictions"))
@@ -162,6 +172,8 @@ STEPS = (
     ),
 )
 STEP = {step.rule: step for step in STEPS}
+# Outputs that are directories (Snakemake's directory(); DVC tracks them whole).
+DIRECTORIES = {("train_model", "live_plots")}
 
 
 @dataclass(frozen=True)

@@ -58,13 +58,17 @@ def prepare(config: Mapping[str, Any]) -> dict[str, Any]:
     return prepare_dataset(raw, out, data["val_size"], data["split_seed"])
 
 
-def train(config: Mapping[str, Any], run: str, threads: int | None = None) -> dict[str, Any]:
+def train(
+    config: Mapping[str, Any], run: str, threads: int | None = None, progress_fd: int | None = None
+) -> dict[str, Any]:
+    """Train one run; ``progress_fd``: where one line per epoch goes (the terminal)."""
     from mnistbench.training import train_model
 
     dataset = config["dataset"]
     prepared = _dir(outputs("prepare_data", dataset)["stats"])
     out = _dir(outputs("train_model", dataset, run)["ckpt"])
-    return train_model(resolve_model(config, run), prepared, out, threads)
+    settings = resolve_model(config, run)
+    return train_model(settings, prepared, out, threads, progress_fd, tuple(config["loggers"]))
 
 
 def evaluate(config: Mapping[str, Any], run: str, threads: int | None = None) -> dict[str, Any]:

@@ -32,7 +32,6 @@ import lightning as L
 import torch
 import yaml
 from lightning.pytorch.callbacks import Callback
-from lightning.pytorch.loggers import CSVLogger
 
 from mnistbench.callbacks import callbacks_for
 from mnistbench.config import swa_start_epoch
@@ -40,8 +39,10 @@ from mnistbench.datamodule import MNISTDataModule
 from mnistbench.devices import environment_info, resolve_accelerator
 from mnistbench.hardware import apply_speed
 from mnistbench.io import atomic_path, read_json, write_json, write_text
+from mnistbench.loggers import run_loggers
 from mnistbench.models import build_model, count_parameters
 from mnistbench.module import Classifier
+from mnistbench.progress import Progress, clock
 from mnistbench.resume import epoch_table, fingerprint, keep_logged_before, resume_checkpoint
 from mnistbench.selection import choose_weights
 
@@ -62,6 +63,8 @@ class Run:
     rank0: bool
     resume_from: Path | None = None
     resumed_epochs: int = 0
+    progress: Progress | None = None  # the terminal's per-epoch lines (rank 0, when given)
+    loggers: tuple[str, ...] = ()  # beside CSV and DVCLive: the config's `loggers`
 
     @property
     def work(self) -> Path:
@@ -90,13 +93,20 @@ def train_model(
     prepared_dir: str | Path,
     out_dir: str | Path,
     threads: int | None = None,
+    progress_fd: int | None = None,
+    loggers: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    """Train one configured model; writes model.ckpt, metrics.csv, config.yaml, summary.json.
+    """Train one configured model; writes model.ckpt, metrics.csv, config.yaml, summary.json
+    (and DVCLive's files, ``mnistbench.loggers``). ``progress_fd``: a file descriptor for one
+    line per epoch (``mnistbench.progress``); ``loggers``: Lightning loggers to add.
 
     Returns the summary (rank 0), or an empty dict in the other ranks of a multi-process run.
     """
     prepared = Path(prepared_dir)
     settings, run = _setup(settings, Path(out_dir), threads)
+    run.loggers = tuple(loggers)
+    if run.rank0:
+        run.progress = Progress.open(progress_fd, settings["name"])
     stats = read_json(prepared / "stats.json")
     if run.rank0:
         # A failed rerun must not leave the previous run's results looking like this run's.
@@ -145,7 +155,7 @@ def _train(settings: dict[str, Any], prepared: Path, stats: dict[str, Any], run:
     _resume_point(stamp, run)
     module = make_classifier(settings, stats)
     dm = MNISTDataModule(prepared, settings["batch_size"], seed=settings["seed"])
-    callbacks, best = callbacks_for(settings, run.work, stamp)
+    callbacks, best = callbacks_for(settings, run.work, stamp, run.progress)
     trainer = _trainer(settings, run, callbacks)
     log.info(
         "training %s (%s): %d parameters, precision %s on %s, %d threads",
@@ -203,8 +213,9 @@ def _trainer(settings: dict[str, Any], run: Run, callbacks: list[Callback]) -> L
         gradient_clip_val=settings["gradient_clip"]["value"],
         gradient_clip_algorithm=settings["gradient_clip"]["algorithm"],
         callbacks=callbacks,
-        # Flushed at every logging call, so a killed job leaves the epochs it finished on disk.
-        logger=CSVLogger(save_dir=run.work, name="", version="", flush_logs_every_n_steps=1),
+        logger=run_loggers(
+            run.out, run.work, settings["name"], run.loggers, resume=run.resume_from is not None
+        ),
         default_root_dir=run.work,
         enable_progress_bar=False,
         num_sanity_val_steps=0,
@@ -241,6 +252,11 @@ def _publish(
         "%s: selected %s weights, val F1 %.4f, %.1f s",
         *(settings["name"], selected, summary["val_f1"], summary["train_seconds"]),
     )
+    if run.progress is not None:
+        run.progress.line(
+            f"done: val F1 {summary['val_f1']:.4f} ({selected.replace('_', ' ')} weights), "
+            f"{clock(summary['train_seconds'])}"
+        )
     return summary
 
 

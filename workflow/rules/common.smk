@@ -72,6 +72,9 @@ def outputs(rule, **reported):
     """The rule's outputs from the stage table; those in ``reported`` (name: caption file,
     category, labels) are flagged for the HTML report."""
     paths = dict(pipeline.OUTPUTS[rule])
+    for name in paths:
+        if (rule, name) in pipeline.DIRECTORIES:
+            paths[name] = directory(paths[name])
     for name, (caption, category, labels) in reported.items():
         paths[name] = report(
             paths[name], caption=f"../report/{caption}", category=category, labels=labels
@@ -235,3 +238,35 @@ def partial_report(logfiles):
             if os.path.exists(outs[name]):
                 os.remove(outs[name])
         print(f"Could not write the partial comparison ({exc}; see {log_path}); removed the old one.")
+
+
+def report_command():
+    """The command that builds this run's HTML report: the same config files and --config."""
+    args = ["snakemake", "--report", f"results/{DATASET}/report.html"]
+    if CONFIG_FILES[1:]:
+        args += ["--configfile", *CONFIG_FILES[1:]]
+    if OVERRIDES:
+        args += ["--config", *(f"{k}={json.dumps(v)}" for k, v in OVERRIDES.items())]
+    return shlex.join(args)
+
+
+def show_comparison():
+    """At the end of a successful run that built the comparison (and no model since): its top
+    rows, and where the whole table and the HTML report are."""
+    import pandas as pd
+
+    from mnistbench.reporting.display import closing
+
+    outs = STAGES[("build_report", None)].outs
+    scored = [STAGES[("evaluate_model", m)].outs["metrics"] for m in MODELS]
+    if not os.path.exists(outs["csv"]) or any(
+        os.path.exists(p) and os.path.getmtime(p) > os.path.getmtime(outs["csv"]) for p in scored
+    ):
+        return
+    paths = {
+        "md": outs["md"],
+        "report": f"results/{DATASET}/report.html",
+        "report_command": report_command(),
+    }
+    table = pd.read_csv(outs["csv"])
+    print(f"\n{closing(table, config, paths)}", flush=True)

@@ -19,5 +19,7 @@ rule train_model:
     priority: train_priority
     resources:
         gpu=gpus_of,
+    # Everything the job prints goes to its log; one line per epoch also to the terminal,
+    # through a copy of Snakemake's stderr as descriptor 3 (src/mnistbench/progress.py).
     shell:
-        "{params.cmd} --threads {threads} > {log} 2>&1"
+        "{params.cmd} --threads {threads} --progress-fd 3 3>&2 > {log} 2>&1"

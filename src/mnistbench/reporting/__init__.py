@@ -50,7 +50,7 @@ def build_report(
     settings = {**schema_default("report"), **((config or {}).get("report") or {})}
     table = comparison_table(model_dirs, failed, settings["bootstrap_resamples"], settings["seed"])
     table = add_references(table, model_dirs, config)
-    write_tables(table, out)
+    write_tables(table, out, config)
     ok = table[table["status"] == OK].reset_index(drop=True)
     write_figures(ok, model_dirs, dict(out), settings, test_split)
     done = [d for d in model_dirs if Path(d).name not in failed]

@@ -22,6 +22,13 @@ import pandas as pd
 
 from mnistbench.errors import MnistbenchError
 from mnistbench.io import read_json, write_text
+from mnistbench.reporting.display import (
+    costs_columns,
+    fmt,
+    markdown_table,
+    scores_columns,
+    shown,
+)
 
 BLOCK = re.compile(
     r"(<!-- mnistbench docs-tables (?P<args>[^>]*?) -->\n)(?P<body>.*?)"
@@ -30,22 +37,13 @@ BLOCK = re.compile(
 )
 
 
-def _fmt(value: object, spec: str) -> str:
-    return "" if pd.isna(value) else spec.format(value)
-
-
 def _mean_std(row: pd.Series, column: str) -> str:
-    return f"{row[column + '_mean']:.4f} ± {_fmt(row[column + '_std'], '{:.4f}')}"
+    return f"{row[column + '_mean']:.4f} ± {fmt(row[column + '_std'], '{:.4f}')}"
 
 
 def _table(frame: pd.DataFrame, columns: dict[str, Callable[[pd.Series], str]]) -> str:
     """A Markdown table: header -> the cell of each row."""
-    head = "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n"
-    rows = (
-        "| " + " | ".join(cell(row) for cell in columns.values()) + " |\n"
-        for _, row in frame.iterrows()
-    )
-    return head + "".join(rows)
+    return markdown_table(shown(frame, columns))
 
 
 def provenance(results: Path) -> str:
@@ -66,38 +64,13 @@ def provenance(results: Path) -> str:
 
 def comparison(results: Path) -> str:
     table = pd.read_csv(results / "comparison.csv")
-    best = table["model"].iloc[0]
-    return _table(
-        table,
-        {
-            "run": lambda r: f"`{r['model']}`",
-            "epochs": lambda r: _fmt(r["epochs"], "{:.0f}"),
-            "val F1": lambda r: _fmt(r["val_f1"], "{:.4f}"),
-            "test F1": lambda r: _fmt(r["test_f1"], "{:.4f}"),
-            "95% CI": lambda r: f"{_fmt(r['ci_low'], '{:.4f}')} – {_fmt(r['ci_high'], '{:.4f}')}",
-            "p vs best": lambda r: "best" if r["model"] == best else _fmt(r["mcnemar_p"], "{:.2g}"),
-            "test errors": lambda r: _fmt(r["test_errors"], "{:.0f}"),
-            "status": lambda r: str(r["status"]),
-        },
-    )  # fmt: skip
+    return _table(table, scores_columns(table))
 
 
 def costs(results: Path) -> str:
     table = pd.read_csv(results / "comparison.csv")
-    return _table(
-        table[table["status"] == "ok"],
-        {
-            "run": lambda r: f"`{r['model']}`",
-            "params": lambda r: _fmt(r["params"], "{:,.0f}"),
-            "MACs": lambda r: _fmt(r["macs"], "{:,.0f}"),
-            "latency b1 (ms)": lambda r: _fmt(r["latency_ms_b1"], "{:.3f}"),
-            "latency b256 (ms)": lambda r: _fmt(r["latency_ms_b256"], "{:.4f}"),
-            "checkpoint (MiB)": lambda r: _fmt(r["ckpt_mb"], "{:.1f}"),
-            "train (s)": lambda r: _fmt(r["train_seconds"], "{:.0f}"),
-            "peak memory (MB)": lambda r: _fmt(r["peak_mem_mb"], "{:,.0f}"),
-            "precision": lambda r: str(r["precision"]),
-        },
-    )
+    ok = table[table["status"] == "ok"]
+    return _table(ok, costs_columns(ok))
 
 
 def seeds(results: Path) -> str:
@@ -107,7 +80,7 @@ def seeds(results: Path) -> str:
     return _table(
         table,
         {
-            "model": lambda r: f"`{r['model']}`",
+            "run": lambda r: str(r["model"]),
             "seeds": lambda r: str(r["seeds"]),
             "test F1 (mean ± std)": lambda r: _mean_std(r, "test_f1"),
             "test accuracy (mean ± std)": lambda r: _mean_std(r, "test_accuracy"),

@@ -11,19 +11,27 @@ import pandas as pd
 
 from mnistbench.errors import DataError
 from mnistbench.io import pyplot, write_figure
+from mnistbench.reporting.labels import label_points
 from mnistbench.reporting.statistics import load_predictions
 from mnistbench.stats import pareto_front
 
-ERROR_FLOOR = 1e-5  # where an error of exactly 0 is drawn on the log-scale error axis
+
+def error_floor(histories: Sequence[pd.DataFrame]) -> float:
+    """Where an error (1 - F1) of exactly 0 is drawn on the log axis: a third of the smallest
+    error above 0 (the axis labels it 0)."""
+    errors = [1 - h[c] for h in histories for c in ("val_f1", "train_f1") if c in h]
+    positive = [float(e[e > 0].min()) for e in errors if (e > 0).any()]
+    return min(positive, default=1e-3) / 3
 
 
 def plot_learning_curves(model_dirs: Sequence[str | Path], path: str | Path) -> None:
     plt = pyplot()
+    from matplotlib.ticker import MaxNLocator
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    for d in map(Path, model_dirs):
-        hist = pd.read_csv(d / "metrics.csv")
-        name = d.name
+    histories = {Path(d).name: pd.read_csv(Path(d) / "metrics.csv") for d in model_dirs}
+    floor = error_floor(list(histories.values()))
+    for name, hist in histories.items():
         (line,) = axes[0].plot(hist["epoch"], hist["val_loss"], marker="o", label=f"{name} val")
         if "train_loss" in hist:
             axes[0].plot(
@@ -37,7 +45,7 @@ def plot_learning_curves(model_dirs: Sequence[str | Path], path: str | Path) -> 
         # hides the differences that matter. A perfect epoch (error 0) is drawn at the floor.
         axes[1].plot(
             hist["epoch"],
-            (1 - hist["val_f1"]).clip(lower=ERROR_FLOOR),
+            (1 - hist["val_f1"]).clip(lower=floor),
             marker="o",
             color=line.get_color(),
             label=f"{name} val",
@@ -45,7 +53,7 @@ def plot_learning_curves(model_dirs: Sequence[str | Path], path: str | Path) -> 
         if "train_f1" in hist:
             axes[1].plot(
                 hist["epoch"],
-                (1 - hist["train_f1"]).clip(lower=ERROR_FLOOR),
+                (1 - hist["train_f1"]).clip(lower=floor),
                 ls="--",
                 color=line.get_color(),
             )
@@ -59,11 +67,23 @@ def plot_learning_curves(model_dirs: Sequence[str | Path], path: str | Path) -> 
         title="Error: 1 - macro-F1 (solid: val, dashed: train)",
     )
     axes[1].set_yscale("log")
+    _label_zero(axes[1], floor)
     axes[0].legend(fontsize=7, ncol=2)
     for ax in axes:
         ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole
     fig.tight_layout()
     write_figure(fig, path)
+
+
+def _label_zero(ax, floor: float) -> None:  # type: ignore[no-untyped-def]
+    """The floor of the error axis is where an error of 0 is drawn: say so on the axis."""
+    low, high = ax.get_ylim()
+    ax.set_ylim(min(low, floor / 1.5), high)
+    ax.axhline(floor, color="0.5", lw=0.8, ls=":")
+    ticks = [t for t in ax.get_yticks() if floor * 3 <= t <= high]
+    ax.set_yticks([floor, *ticks], ["0", *(f"$10^{{{round(np.log10(t))}}}$" for t in ticks)])
+    ax.set_ylim(min(low, floor / 1.5), high)
 
 
 def plot_f1_vs_params(table: pd.DataFrame, path: str | Path) -> None:
@@ -71,17 +91,12 @@ def plot_f1_vs_params(table: pd.DataFrame, path: str | Path) -> None:
 
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     ax.scatter(table["params"], table["test_f1"], s=40)
-    for _, row in table.iterrows():
-        ax.annotate(
-            row["model"],
-            (row["params"], row["test_f1"]),
-            textcoords="offset points",
-            xytext=(5, 4),
-            fontsize=8,
-        )
     ax.set_xscale("log")
     ax.set(xlabel="parameters (log scale)", ylabel="test macro-F1", title="Test F1 against size")
     ax.grid(alpha=0.3)
+    ax.margins(x=0.15, y=0.1)
+    fig.tight_layout()
+    label_points(ax, table["params"].tolist(), table["test_f1"].tolist(), table["model"].tolist())
     fig.tight_layout()
     write_figure(fig, path)
 
@@ -140,6 +155,7 @@ def plot_pareto(table: pd.DataFrame, path: str | Path) -> None:
         ("macs", "multiply-accumulates per image (log scale)", "Test F1 against compute"),
         ("train_seconds", "training time, s (log scale)", "Test F1 against training time"),
     )
+    labels = []
     for ax, (cost, xlabel, title) in zip(axes, panels, strict=True):
         t = table[table[cost].notna() & table["test_f1"].notna()].reset_index(drop=True)
         if not len(t):
@@ -162,13 +178,15 @@ def plot_pareto(table: pd.DataFrame, path: str | Path) -> None:
         )
         order = np.argsort(x[front])
         ax.step(x[front][order], f1[front][order], where="post", color="tab:red", alpha=0.6)
-        for xi, fi, name in zip(x, f1, t["model"], strict=True):
-            ax.annotate(name, (xi, fi), textcoords="offset points", xytext=(5, 4), fontsize=8)
         ax.set_xscale("log")
         ax.set(xlabel=xlabel, ylabel="test macro-F1", title=title)
+        ax.margins(x=0.15, y=0.1)
+        labels.append((ax, x.tolist(), f1.tolist(), t["model"].tolist()))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
+    for args in labels:  # once the layout is set: overlaps are found on the page
+        label_points(*args)
     write_figure(fig, path)
 
 
@@ -191,7 +209,11 @@ def plot_misclassified(
     shown = wrong[:size]
     cols = max(1, min(10, len(shown)))
     rows = max(1, -(-len(shown) // cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.05, rows * 1.25 + 0.5), squeeze=False)
+    # at least 6.5 inches wide: the title must fit above a single digit too
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(max(cols * 1.05, 6.5), rows * 1.25 + 0.8), squeeze=False,
+        layout="constrained",
+    )  # fmt: skip
     for ax in axes.ravel():
         ax.axis("off")
     for ax, i in zip(axes.ravel(), shown, strict=False):
@@ -201,11 +223,10 @@ def plot_misclassified(
     if not len(shown):
         axes[0, 0].text(0, 0.5, "no misclassified test digit", fontsize=10)
     fig.suptitle(
-        f"{model}: {len(shown)} of {len(wrong)} misclassified test digits "
+        f"{model}: {len(shown)} of {len(wrong)} misclassified test digits\n"
         "(most confident first; predicted probability in brackets)",
         fontsize=9,
     )
-    fig.tight_layout()
     write_figure(fig, path)
 
 

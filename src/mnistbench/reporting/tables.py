@@ -13,6 +13,14 @@ import pandas as pd
 
 from mnistbench.errors import DataError
 from mnistbench.io import atomic_path, read_json, write_json, write_text
+from mnistbench.reporting.display import (
+    costs_columns,
+    data_note,
+    legend,
+    markdown_table,
+    scores_columns,
+    shown,
+)
 from mnistbench.reporting.statistics import add_statistics
 
 # What a reader compares; precision/recall per class and the selection details stay in each
@@ -112,53 +120,32 @@ def add_references(
     return table
 
 
-def markdown(table: pd.DataFrame) -> str:
-    shown = table.copy().astype(object)
-
-    def fmt(spec: str):  # type: ignore[no-untyped-def]
-        return lambda v: "" if pd.isna(v) else spec.format(v)
-
-    formats = {
-        "val_f1": "{:.4f}",
-        "test_f1": "{:.4f}",
-        "ci_low": "{:.4f}",
-        "ci_high": "{:.4f}",
-        "mcnemar_p": "{:.2g}",
-        "test_accuracy": "{:.4f}",
-        "test_errors": "{:.0f}",
-        "epochs": "{:.0f}",
-        "params": "{:,.0f}",
-        "macs": "{:,.0f}",
-        "latency_ms_b1": "{:.3f}",
-        "latency_ms_b256": "{:.4f}",
-        "ckpt_mb": "{:.2f}",
-        "train_seconds": "{:.0f}",
-        "reference_f1": "{:.4f}",
-        "time_to_ref_s": "{:.0f}",
-        "peak_mem_mb": "{:.0f}",
-        "precision": "{}",
-    }
-    for col, spec in formats.items():
-        if col in shown:
-            shown[col] = shown[col].map(fmt(spec))
-    text = shown.to_markdown(index=False) + "\n"
+def markdown(table: pd.DataFrame, config: Mapping[str, Any] | None = None) -> str:
+    """comparison.md: what the data were (when generated), the scores and the costs of each
+    run under short headers, and the legend of those headers."""
+    parts = [f"**{note}**" for note in [data_note(config)] if note]
     bad = table[table["status"] != OK]["model"].tolist() if "status" in table else []
     if bad:
-        text = (
+        parts.append(
             f"**Incomplete: {len(bad)} of {len(table)} models have no result "
-            f"({', '.join(bad)}); see the status column and the logs it names.**\n\n" + text
+            f"({', '.join(bad)}); see the status column and the logs it names.**"
         )
-    return text
+    ok = table[table["status"] == OK]
+    parts.append(markdown_table(shown(table, scores_columns(table))))
+    parts.append(markdown_table(shown(ok, costs_columns(ok))))
+    parts.append(legend())
+    return "\n\n".join(p.rstrip("\n") for p in parts) + "\n"
 
 
 def summary(table: pd.DataFrame) -> dict[str, Any]:
-    """The comparison in one line, as a DVC metrics file (``dvc metrics show/diff``); each
-    model's own numbers are its test/metrics.json, a metrics file too."""
-    best = table.iloc[0]
+    """The comparison in a few numbers, as a DVC metrics file (``dvc metrics show``, one column
+    each in ``dvc exp show``): the best test F1, the number of runs and each run's test F1
+    (``test_f1.<run>``). Numbers only: the best run's name is comparison.csv's first row."""
+    ok = table[table["status"] == OK]
     return {
-        "best_model": str(best["model"]),
-        "best_test_f1": float(best["test_f1"]),
+        "best_test_f1": float(ok["test_f1"].iloc[0]) if len(ok) else None,
         "n_models": len(table),
+        "test_f1": {str(r["model"]): float(r["test_f1"]) for _, r in ok.iterrows()},
     }
 
 
@@ -227,22 +214,31 @@ ROUNDING = {
 }
 
 
-def write_tables(table: pd.DataFrame, out: Mapping[str, str | Path]) -> None:
+def write_tables(
+    table: pd.DataFrame, out: Mapping[str, str | Path], config: Mapping[str, Any] | None = None
+) -> None:
     """comparison.csv, comparison.md (with the summary over seeds when runs have several),
-    seeds.csv and the DVC metric summary.json: each one whose path ``out`` names."""
+    seeds.csv, the report's front tables and the DVC metric summary.json: each one whose path
+    ``out`` names."""
     rounded = table.round(ROUNDING)
     rounded["mcnemar_p"] = rounded["mcnemar_p"].map(_significant)
     with atomic_path(out["csv"]) as tmp:
         rounded.to_csv(tmp, index=False)
-    text = markdown(table)
+    ok = table[table["status"] == OK]
+    for name, frame in (("scores", shown(table, scores_columns(table))),
+                        ("costs", shown(ok, costs_columns(ok)))):  # fmt: skip
+        if f"{name}_table" in out:
+            with atomic_path(out[f"{name}_table"]) as tmp:
+                frame.to_csv(tmp, index=False)
+    text = markdown(table, config)
     if "seeds" in out:
         over_seeds = seed_summary(table)
         with atomic_path(out["seeds"]) as tmp:
             over_seeds.round(6).round({"train_seconds_mean": 1}).to_csv(tmp, index=False)
         if (over_seeds["n_seeds"] > 1).any():
-            shown = over_seeds.round(5).astype(object).where(over_seeds.notna(), "")
+            rows = over_seeds.round(5).astype(object).where(over_seeds.notna(), "")
             text += "\n**Over seeds** (mean and sample std):\n\n"
-            text += shown.to_markdown(index=False) + "\n"
+            text += rows.to_markdown(index=False) + "\n"
     write_text(out["md"], text)
     if "summary" in out:
         write_json(out["summary"], summary(rounded))
