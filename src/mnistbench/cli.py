@@ -5,6 +5,7 @@ stages and people alike, and the tools around them.
     mnistbench prepare
     mnistbench train --model cnn --threads 2
     mnistbench evaluate --model cnn
+    mnistbench ensemble --ensemble cnn-ensemble   # with seeds: cnn's seed runs combined
     mnistbench report
     mnistbench tune --model cnn               # on request: learning-rate and batch-size finders
     mnistbench train --configfile config/config.yaml config/smoke.yaml --model cnn
@@ -38,6 +39,7 @@ STAGE_HELP = {
     "prepare": "IDX files -> uint8 tensors and the seeded validation split",
     "train": "train one run (a model, or one seed or sweep point of it)",
     "evaluate": "score one trained run on the test set, with its costs",
+    "ensemble": "combine runs: members and weights chosen on validation, scored on the test set",
     "report": "the comparison of every run: table, statistics, figures, provenance",
     "tune": "learning-rate and batch-size finders for one run",
 }
@@ -61,6 +63,9 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     for name, text in STAGE_HELP.items():
         _config_args(sub.add_parser(name, help=text), run=name in ("train", "evaluate", "tune"))
+    sub.choices["ensemble"].add_argument(
+        "--ensemble", required=True, help="its name, e.g. cnn-ensemble (seeds) or one of across"
+    )
     report = sub.choices["report"]
     report.add_argument(
         "--failed", nargs="*", default=[], metavar="MODEL=STATUS",
@@ -120,6 +125,8 @@ def _run_stage(args: argparse.Namespace) -> None:
     config = load(args.configfile, args.set)
     if args.command in ("train", "evaluate", "tune"):
         getattr(stages, args.command)(config, args.model, args.threads)
+    elif args.command == "ensemble":
+        stages.ensemble(config, args.ensemble)
     elif args.command == "report":
         stages.report(config, dict(item.split("=", 1) for item in args.failed))
     else:

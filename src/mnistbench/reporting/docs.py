@@ -66,11 +66,13 @@ def provenance(results: Path) -> str:
 
 def comparison(results: Path) -> str:
     table = pd.read_csv(results / "comparison.csv")
-    best = table["model"].iloc[0]
+    if "kind" not in table:  # a table from before the ensembles: runs only
+        table["kind"] = "run"
+    best = table["model"][table["kind"] != "ensemble"].iloc[0]  # the best run: p's reference
     return _table(
         table,
         {
-            "run": lambda r: f"`{r['model']}`",
+            "run": lambda r: f"`{r['model']}`" + (" (ensemble)" if r["kind"] == "ensemble" else ""),
             "epochs": lambda r: _fmt(r["epochs"], "{:.0f}"),
             "val F1": lambda r: _fmt(r["val_f1"], "{:.4f}"),
             "test F1": lambda r: _fmt(r["test_f1"], "{:.4f}"),
