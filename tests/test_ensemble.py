@@ -162,3 +162,18 @@ def test_across_names_known_models_and_a_free_name() -> None:
         validate_config(config(ensemble={"across": {"mix": ["cnnn", "lenet5"]}}))
     with pytest.raises(ConfigError, match="the name is taken"):
         validate_config(config(ensemble={"across": {"cnn": ["cnn", "lenet5"]}}))
+
+
+def test_seeds_given_on_the_command_line_reach_every_stage_of_a_run() -> None:
+    """`snakemake --config 'seeds=[1, 2]'`: the evaluate and ensemble commands must find the
+    seed runs, so they get the overrides that make them (not as params: nothing reruns)."""
+    from mnistbench.pipeline import stages
+
+    overrides = {"seeds": [1, 2], "only": ["cnn"]}
+    raw = {**config(), **overrides}
+    table = stages(validate_config(copy.deepcopy(raw)), raw, ["config/config.yaml"], overrides)
+    by_rule = {(s.rule, s.run): s for s in table}
+    for key in (("evaluate_model", "cnn-seed2"), ("build_ensemble", "cnn-ensemble")):
+        stage = by_rule[key]
+        assert '"seeds":[1,2]' in stage.command() and "seeds" not in stage.params
+    assert by_rule[("build_ensemble", "cnn-ensemble")].argv[-2:] == ("--ensemble", "cnn-ensemble")

@@ -31,6 +31,8 @@ from mnistbench.configkeys import key_value, restrict
 from mnistbench.data.manifest import MANIFEST_NAME, MNIST_FILES
 from mnistbench.runs import ensembles
 
+# The config keys that say which runs there are (``only``, ``seeds``, sweeps under ``models``).
+RUN_KEYS = ("only", "seeds", "models")
 RUN = "results/{dataset}/models/{model}"
 ENSEMBLE = "results/{dataset}/ensembles/{ensemble}"
 PREPARED = "data/{dataset}/prepared"
@@ -247,7 +249,9 @@ def stages(
             arch = architecture(config, run) if step.per_run else None
             per_run = step.per_run
             reads = [k.format(model=base_model(raw, run)) if per_run else k for k in step.reads]
-            given = [*reads, *step.untracked]  # the keys whose overrides its command passes on
+            # the keys whose overrides its command passes on; a stage of one run or ensemble
+            # also gets those that say which runs exist, to find its own (`--config seeds=...`)
+            given = [*reads, *step.untracked, *(RUN_KEYS if run else ())]
             out.append(
                 Stage(
                     step=step,
