@@ -12,7 +12,13 @@ import numpy as np
 import pytest
 
 from mnistbench.config import load_config, validate_config
-from mnistbench.ensemble import build_ensemble, combine, log_loss, select_members
+from mnistbench.ensemble import (
+    build_ensemble,
+    calibrated_log_loss,
+    combine,
+    log_loss,
+    select_members,
+)
 from mnistbench.errors import ConfigError
 from mnistbench.runs import ensembles
 from tests.conftest import ROOT
@@ -56,13 +62,26 @@ def test_greedy_keeps_the_helpful_members_and_excludes_one_that_hurts() -> None:
     assert set(chosen.weights) == {"a", "b", "c"}  # "bad" raises the validation loss
     assert sum(chosen.weights.values()) == pytest.approx(1.0)
     # each pick lowered the validation log-loss, and the mean beats every single member
-    losses = [s["val_log_loss"] for s in chosen.steps]
+    losses = [s["val_calibrated_log_loss"] for s in chosen.steps]
     assert losses == sorted(losses, reverse=True) and len(set(losses)) == len(losses)
-    assert losses[-1] < min(log_loss(p, labels) for p in proba.values())
+    assert losses[-1] < min(calibrated_log_loss(p, labels)[0] for p in proba.values())
     # uniform takes every candidate, the harmful one included: worse on validation
     uniform = select_members(proba, labels, "uniform", 10)
     assert set(uniform.weights) == set(proba)
-    assert uniform.steps[-1]["val_log_loss"] > losses[-1]
+    assert uniform.steps[-1]["val_calibrated_log_loss"] > losses[-1]
+
+
+def test_calibrated_log_loss_ignores_the_temperature() -> None:
+    """Label-smoothed models put ~0.9 on their answer: raw log-loss then mostly measures that
+    target; after temperature scaling an over- or under-confident copy scores the same."""
+    labels, proba = members()
+    logp = np.log(proba["a"])
+    for t in (0.5, 2.0):
+        scaled = np.exp(logp / t) / np.exp(logp / t).sum(axis=1, keepdims=True)
+        assert log_loss(scaled, labels) != pytest.approx(log_loss(proba["a"], labels), rel=1e-3)
+        loss, temperature = calibrated_log_loss(scaled, labels)
+        assert loss == pytest.approx(calibrated_log_loss(proba["a"], labels)[0], rel=1e-4)
+        assert loss <= log_loss(scaled, labels)
 
 
 def test_a_member_that_only_hurts_is_never_picked_even_alone_first() -> None:

@@ -2,14 +2,22 @@
 and their weights chosen on the validation split only.
 
 The rule (``ensemble.selection``): each pool (``mnistbench.runs.ensembles``: a seed run, or all
-runs of one model for a cross-model ensemble) gives its run of lowest validation log-loss as a
-candidate. ``greedy`` is forward selection with replacement (Caruana et al., "Ensemble selection
-from libraries of models", ICML 2004): start from the candidate of lowest validation log-loss;
-then, up to ``max_picks`` picks, add the candidate whose addition lowers the validation log-loss
-of the mean most, and stop as soon as none lowers it. A member picked k times of n weighs k / n;
-a candidate that would only raise the validation loss is never picked. ``uniform`` takes every
-candidate with equal weights. The selection functions never see a test label or a test
-probability; the test set is predicted once, with the chosen weights.
+runs of one model for a cross-model ensemble) gives its run of lowest calibrated validation
+log-loss as a candidate. ``greedy`` is forward selection with replacement (Caruana et al.,
+"Ensemble selection from libraries of models", ICML 2004): start from the candidate of lowest
+calibrated validation log-loss; then, up to ``max_picks`` picks, add the candidate whose
+addition lowers that of the mean most, and stop as soon as none lowers it. A member picked k
+times of n weighs k / n; a candidate that would only raise the validation loss is never picked.
+``uniform`` takes every candidate with equal weights.
+
+Calibrated log-loss (Ashukha et al., "Pitfalls of in-domain uncertainty estimation and
+ensembling in deep learning", ICLR 2020): the log-loss after the temperature that minimises it
+on the same images (Guo et al. 2017). Raw log-loss cannot compare label-smoothed models and
+their means: trained towards 0.9 on the true class, their loss is mostly that target's floor.
+Temperature does not change an argmax, so the ensemble's predictions are those of the plain mean.
+
+The selection functions never see a test label or a test probability; the test set is predicted
+once, with the chosen weights.
 """
 
 from __future__ import annotations
@@ -39,6 +47,30 @@ def log_loss(proba: np.ndarray, labels: np.ndarray) -> float:
     return float(-np.log(np.clip(picked, EPS, None)).mean())
 
 
+def _scaled_log_loss(logp: np.ndarray, labels: np.ndarray, beta: float) -> float:
+    z = logp * beta
+    z -= z.max(axis=1, keepdims=True)
+    return float((np.log(np.exp(z).sum(axis=1)) - z[np.arange(len(labels)), labels]).mean())
+
+
+def calibrated_log_loss(proba: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """(log-loss, temperature): the log-loss of softmax(log p / T) at the temperature T that
+    minimises it, found by golden-section search on 1 / T in [0.05, 20] (the loss is convex in
+    1 / T)."""
+    logp = np.log(np.clip(np.asarray(proba, dtype=np.float64), EPS, None))
+    labels = np.asarray(labels, dtype=np.int64)
+    low, high = 0.05, 20.0
+    ratio = (np.sqrt(5.0) - 1.0) / 2.0
+    for _ in range(60):
+        a, b = high - ratio * (high - low), low + ratio * (high - low)
+        if _scaled_log_loss(logp, labels, a) <= _scaled_log_loss(logp, labels, b):
+            high = b
+        else:
+            low = a
+    beta = (low + high) / 2.0
+    return _scaled_log_loss(logp, labels, beta), 1.0 / beta
+
+
 def combine(probas: Mapping[str, np.ndarray], weights: Mapping[str, float]) -> np.ndarray:
     """The weighted mean of the members' class probabilities (weights summing to 1)."""
     total = sum(weights.values())
@@ -60,8 +92,11 @@ class Selection:
 
 def _step(name: str, proba: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
     preds = proba.argmax(axis=1)
+    loss, temperature = calibrated_log_loss(proba, labels)
     return {
         "added": name,
+        "val_calibrated_log_loss": loss,
+        "val_temperature": temperature,
         "val_log_loss": log_loss(proba, labels),
         "val_f1": float(macro_f1(confusion_matrix(labels, preds))),
     }
@@ -88,7 +123,7 @@ def select_members(
     steps = []
     while sum(picks.values()) < max_picks:
         n = sum(picks.values())
-        losses = [log_loss((total + probas[c]) / (n + 1), labels) for c in names]
+        losses = [calibrated_log_loss((total + probas[c]) / (n + 1), labels)[0] for c in names]
         choice = int(np.argmin(losses))  # the first of equal losses
         if not losses[choice] < best_loss:
             break  # no candidate lowers the validation loss: stop
@@ -104,9 +139,14 @@ def select_members(
 def best_of_pools(
     pools: Mapping[str, Sequence[str]], val_proba: Mapping[str, np.ndarray], val_labels: np.ndarray
 ) -> list[str]:
-    """Each pool's run of lowest validation log-loss (the first of equals): the candidates."""
+    """Each pool's run of lowest calibrated validation log-loss (the first of equals): the
+    candidates."""
     labels = np.asarray(val_labels, dtype=np.int64)
-    return [min(runs, key=lambda r: log_loss(val_proba[r], labels)) for runs in pools.values()]
+
+    def loss(run: str) -> float:
+        return calibrated_log_loss(val_proba[run], labels)[0]
+
+    return [runs[0] if len(runs) == 1 else min(runs, key=loss) for runs in pools.values()]
 
 
 def _load(path: Path) -> dict[str, np.ndarray]:
@@ -171,15 +211,17 @@ def build_ensemble(
         "selection": {"rule": selection, "max_picks": max_picks, "steps": chosen.steps},
         "val_f1": chosen.steps[-1]["val_f1"],
         "val_log_loss": chosen.steps[-1]["val_log_loss"],
+        "val_calibrated_log_loss": chosen.steps[-1]["val_calibrated_log_loss"],
         **score_columns(labels, proba),
         **_member_records({r: dirs[r] for r in chosen.weights}),
     }
     _write(Path(out_dir), labels, proba, result)
     log.info(
-        "%s: members %s (chosen on validation: log-loss %.4f, F1 %.4f); test F1 %.4f, %d errors",
+        "%s: members %s (chosen on validation: calibrated log-loss %.4f, F1 %.4f); test F1 %.4f, "
+        "%d errors",
         name,
         ", ".join(f"{r} x{w:.2f}" for r, w in chosen.weights.items()),
-        result["val_log_loss"],
+        result["val_calibrated_log_loss"],
         result["val_f1"],
         result["test_f1"],
         result["test_errors"],
