@@ -29,6 +29,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/ensemble.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/use.smk"
 

@@ -32,6 +32,7 @@ from tests.conftest import ROOT, copy_project
 BIN = Path(sys.executable).parent
 MODELS = ["lenet5", "simple_cnn"]
 RUNS = [f"{m}-seed{s}" for m in MODELS for s in (1, 2)]
+ENSEMBLES = [f"{m}-ensemble" for m in MODELS]  # the seed runs of each model combined
 # The two-seed smoke comparison, over config/config.yaml and config/smoke.yaml.
 OVERLAY = """\
 only: [lenet5, simple_cnn]
@@ -141,6 +142,7 @@ def repro(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "download",
         "prepare",
         *(f"{step}@{r}" for step in ("train", "evaluate") for r in RUNS),
+        *(f"ensemble@{e}" for e in ENSEMBLES),
         "report",
     }, out[-4000:]
     return proj
@@ -148,12 +150,24 @@ def repro(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.slow
 def test_repro_builds_the_two_seed_comparison(repro: Path) -> None:
-    table = (repro / "results/synthetic/comparison.csv").read_text().splitlines()
-    assert table[0].startswith("model,") and {ln.split(",")[0] for ln in table[1:]} == set(RUNS)
+    with open(repro / "results/synthetic/comparison.csv") as fh:
+        rows = {row["model"]: row for row in csv.DictReader(fh)}
+    assert set(rows) == {*RUNS, *ENSEMBLES}
+    assert {m for m, row in rows.items() if row["kind"] == "ensemble"} == set(ENSEMBLES)
+    for m in MODELS:  # an ensemble row: its members, summed costs, a p-value against a run
+        ens = rows[f"{m}-ensemble"]
+        members = [part.split(":")[0] for part in ens["members"].split()]
+        assert members and set(members) <= {f"{m}-seed1", f"{m}-seed2"}
+        assert int(ens["params"]) == sum(int(rows[r]["params"]) for r in members)
+        assert float(ens["ci_low"]) <= float(ens["test_f1"]) <= float(ens["ci_high"])
+        assert 0.0 <= float(ens["mcnemar_p"]) <= 1.0 and rows[f"{m}-seed1"]["kind"] == "run"
+    md = (repro / "results/synthetic/comparison.md").read_text()
+    assert all(f"| `{e}` (ensemble) |" in md for e in ENSEMBLES)
     summary = json.loads((repro / "results/synthetic/summary.json").read_text())
-    best = table[1].split(",")[0]  # comparison.csv's first row (summary.json: numbers only)
-    assert summary["n_models"] == len(RUNS) and set(summary["test_f1"]) == set(RUNS)
-    assert summary["best_test_f1"] == summary["test_f1"][best] == max(summary["test_f1"].values())
+    first = next(iter(rows))  # comparison.csv's first row (summary.json: numbers only)
+    assert summary["n_models"] == len(RUNS) + len(ENSEMBLES)
+    assert set(summary["test_f1"]) == {*RUNS, *ENSEMBLES}
+    assert summary["best_test_f1"] == summary["test_f1"][first] == max(summary["test_f1"].values())
     with open(repro / "results/synthetic/seeds.csv") as fh:
         over_seeds = {row["model"]: row for row in csv.DictReader(fh)}
     assert set(over_seeds) == set(MODELS)
@@ -171,7 +185,7 @@ def test_second_repro_runs_nothing(repro: Path) -> None:
     out = dvc(repro, "repro")
     assert not ran_stages(out), out
     skipped = set(re.findall(r"Stage '([^']+)' didn't change, skipping", out))
-    assert len(skipped) == 3 + 2 * len(RUNS), out
+    assert len(skipped) == 3 + 2 * len(RUNS) + len(ENSEMBLES), out
     assert "Data and pipelines are up to date." in dvc(repro, "status")
 
 
@@ -184,12 +198,12 @@ def test_metrics_show_lists_test_f1_of_every_model(repro: Path) -> None:
         metrics = files[f"results/synthetic/models/{r}/test/metrics.json"]["data"]
         assert 0.0 <= metrics["test_f1"] <= 1.0
     best = files["results/synthetic/summary.json"]["data"]
-    assert best["best_test_f1"] == pytest.approx(
-        max(
-            files[f"results/synthetic/models/{r}/test/metrics.json"]["data"]["test_f1"]
-            for r in RUNS
-        ),
-        abs=1e-5,
+    best_run = max(
+        files[f"results/synthetic/models/{r}/test/metrics.json"]["data"]["test_f1"] for r in RUNS
+    )
+    # the best row: a run, or an ensemble that beats it
+    assert best["best_test_f1"] == pytest.approx(best_run, abs=1e-5) or (
+        best["best_test_f1"] > best_run and best["best_model"] in ENSEMBLES
     )
 
 
@@ -290,14 +304,16 @@ def test_one_models_parameter_reruns_only_that_model(repro: Path) -> None:
     cfg_path.write_text(yaml.safe_dump(config, sort_keys=False))
     out = dvc(repro, "repro")
     lenet5 = {f"{step}@lenet5-seed{s}" for step in ("train", "evaluate") for s in (1, 2)}
-    assert ran_stages(out) == lenet5 | {"report"}, out[-4000:]
+    # the ensembles read every run's predictions (one foreach in dvc.yaml): seconds each
+    ensembles = {f"ensemble@{e}" for e in ENSEMBLES}
+    assert ran_stages(out) == lenet5 | ensembles | {"report"}, out[-4000:]
 
 
 @pytest.mark.slow
 def test_push_then_pull_restores_every_output(repro: Path) -> None:
     # download 5, prepare 4, report 13; per run: train 6 (DVCLive's plots a directory),
-    # evaluate 6
-    assert len(dvc_outputs(repro)) == 9 + 13 + 12 * len(RUNS)
+    # evaluate 7 (val predictions too); per ensemble 2
+    assert len(dvc_outputs(repro)) == 9 + 13 + 13 * len(RUNS) + 2 * len(ENSEMBLES)
     before = output_digests(repro)
     assert any("/dvclive/plots/" in path for path in before)
     dvc(repro, "push")

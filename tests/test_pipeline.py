@@ -28,6 +28,7 @@ DVC_NAMES = {
     "prepare_data": "prepare",
     "train_model": "train",
     "evaluate_model": "evaluate",
+    "build_ensemble": "ensemble",
     "build_report": "report",
 }
 CONFIGS = {
@@ -55,8 +56,8 @@ def snakemake_jobs(proj: Path, overlays: list[str]) -> dict[str, dict]:
     for job in json.loads(out):
         if job["rule"] not in DVC_NAMES:
             continue
-        model = job["wildcards"].get("model")
-        name = DVC_NAMES[job["rule"]] + (f"@{model}" if model else "")
+        item = job["wildcards"].get("model") or job["wildcards"].get("ensemble")
+        name = DVC_NAMES[job["rule"]] + (f"@{item}" if item else "")
         inputs = [p for paths in job["input"].values() for p in paths]
         jobs[name] = {
             "command": normalised(job["shell"]),
@@ -122,6 +123,9 @@ def test_snakemake_and_dvc_run_the_same_stages(project: Path, name: str) -> None
         | {"lenet5", "resnet18", "alexnet_small", "simple_cnn", "allconv"},
     }[name]
     assert {s.split("@")[1] for s in from_dvc if s.startswith("train@")} == expected_runs
+    # with seeds, one ensemble per model (none without)
+    expected_ensembles = {"lenet5-ensemble", "cnn-ensemble"} if name == "seeds" else set()
+    assert {s.split("@")[1] for s in from_dvc if s.startswith("ensemble@")} == expected_ensembles
     for stage, job in from_snakemake.items():
         dvc = from_dvc[stage]
         for aspect in ("command", "code", "data", "params", "outs"):

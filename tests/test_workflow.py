@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -330,6 +331,39 @@ def test_terminal_screenshot(smoke: tuple[Path, str], tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.errors == [] and "The HTML report" in result.values["text"]
     assert 10_000 < shot.stat().st_size < 300_000
+
+
+@pytest.fixture(scope="module")
+def seeds_run(smoke_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the smoke run (data and records kept) run again with two seeds of lenet5:
+    its two runs, their ensemble and the report, then the HTML report."""
+    proj = tmp_path_factory.mktemp("seeds") / "proj"
+    shutil.copytree(smoke_run, proj, symlinks=True)
+    snakemake(proj, "--config", "seeds=[1, 2]", "only=[lenet5]")
+    snakemake(proj, "--config", "seeds=[1, 2]", "only=[lenet5]", "--report", "report.html")
+    return proj
+
+
+def test_seeds_add_an_ensemble_row_to_the_table_and_the_report(seeds_run: Path) -> None:
+    with open(seeds_run / "results/synthetic/comparison.csv") as fh:
+        rows = {row["model"]: row for row in csv.DictReader(fh)}
+    assert set(rows) == {"lenet5-seed1", "lenet5-seed2", "lenet5-ensemble"}
+    ens = rows["lenet5-ensemble"]
+    assert ens["kind"] == "ensemble" and rows["lenet5-seed1"]["kind"] == "run"
+    assert ens["members"] and float(ens["ci_low"]) <= float(ens["test_f1"]) <= float(ens["ci_high"])
+    metrics = seeds_run / "results/synthetic/ensembles/lenet5-ensemble/test/metrics.json"
+    chosen = json.loads(metrics.read_text())
+    assert chosen["selection"]["rule"] == "greedy" and set(chosen["members"]) <= {
+        "lenet5-seed1",
+        "lenet5-seed2",
+    }
+    assert (seeds_run / "logs/synthetic/build_ensemble/lenet5-ensemble.log").exists()
+    assert (
+        "| `lenet5-ensemble` (ensemble) |"
+        in (seeds_run / "results/synthetic/comparison.md").read_text()
+    )
+    html = (seeds_run / "report.html").read_text()
+    assert "lenet5-ensemble</td>" in html and "lenet5-seed2</td>" in html
 
 
 def test_dvc_takes_over_the_snakemake_run_without_rerunning(smoke_run: Path) -> None:

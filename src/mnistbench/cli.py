@@ -5,6 +5,7 @@ stages and people alike, and the tools around them.
     mnistbench prepare
     mnistbench train --model cnn --threads 2
     mnistbench evaluate --model cnn
+    mnistbench ensemble --ensemble cnn-ensemble   # with seeds: cnn's seed runs combined
     mnistbench report
     mnistbench tune --model cnn               # on request: learning-rate and batch-size finders
     mnistbench train --configfile config/config.yaml config/smoke.yaml --model cnn
@@ -38,6 +39,7 @@ STAGE_HELP = {
     "prepare": "IDX files -> uint8 tensors and the seeded validation split",
     "train": "train one run (a model, or one seed or sweep point of it)",
     "evaluate": "score one trained run on the test set, with its costs",
+    "ensemble": "combine runs: members and weights chosen on validation, scored on the test set",
     "report": "the comparison of every run: table, statistics, figures, provenance",
     "tune": "learning-rate and batch-size finders for one run",
 }
@@ -66,6 +68,9 @@ def _parser() -> argparse.ArgumentParser:
         help="an open file descriptor for one line per epoch (the Snakemake rule: 3, a copy of "
         "its terminal)",
     )  # fmt: skip
+    sub.choices["ensemble"].add_argument(
+        "--ensemble", required=True, help="its name, e.g. cnn-ensemble (seeds) or one of across"
+    )
     report = sub.choices["report"]
     report.add_argument(
         "--failed", nargs="*", default=[], metavar="MODEL=STATUS",
@@ -127,6 +132,8 @@ def _run_stage(args: argparse.Namespace) -> None:
         stages.train(config, args.model, args.threads, args.progress_fd)
     elif args.command in ("evaluate", "tune"):
         getattr(stages, args.command)(config, args.model, args.threads)
+    elif args.command == "ensemble":
+        stages.ensemble(config, args.ensemble)
     elif args.command == "report":
         stages.report(config, dict(item.split("=", 1) for item in args.failed))
     else:

@@ -18,7 +18,7 @@ import yaml
 
 from mnistbench.checks import check_model_kwargs, check_model_name, yaml_numbers
 from mnistbench.errors import ConfigError, did_you_mean
-from mnistbench.runs import apply_only, apply_seeds, expand_sweeps
+from mnistbench.runs import apply_only, apply_seeds, check_across, expand_sweeps
 
 # Package data (also linked from workflow/schemas/, where the Snakemake catalog looks for it): the
 # one description of every key, and the one place its default is written.
@@ -186,6 +186,7 @@ def validate_config(
         raise ConfigError(
             f"invalid configuration (see {SCHEMA_REF} for every key):\n" + "\n".join(lines)
         )
+    check_across(config)
     apply_only(config)
     apply_seeds(config)
     expand_sweeps(config, schema)

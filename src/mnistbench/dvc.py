@@ -3,10 +3,12 @@
 The stages are those of ``mnistbench.pipeline`` for the config files given (default
 ``config/config.yaml``, DVC's params file; later files are overlays merged over it), so that
 ``seeds``, ``only`` and sweeps work under ``dvc repro`` as under Snakemake: one ``train@<run>``
-and ``evaluate@<run>`` per run (a ``foreach`` over the runs). Each stage lists the config keys it
-reads as params of the params file (``dvc exp run -S``, ``dvc params diff``), its code and data
-as deps, and an overlay file as a whole. Regenerate after changing the models, ``only``,
-``seeds``, a sweep or the dataset; the committed dvc.yaml is that of config/config.yaml.
+and ``evaluate@<run>`` per run (a ``foreach`` over the runs), one ``ensemble@<name>`` per
+ensemble (each reads every run's predictions, so that one ``foreach`` holds them all). Each
+stage lists the config keys it reads as params of the params file (``dvc exp run -S``,
+``dvc params diff``), its code and data as deps, and an overlay file as a whole. Regenerate
+after changing the models, ``only``, ``seeds``, a sweep or the dataset; the committed dvc.yaml
+is that of config/config.yaml.
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ from typing import Any
 import yaml
 
 from mnistbench.config import architecture, load_config, validate_config
+from mnistbench.configkeys import MISSING, key_value
 from mnistbench.errors import ConfigError
-from mnistbench.pipeline import MISSING, STEPS, Stage, base_model, key_value, stages
+from mnistbench.pipeline import STEPS, Stage, base_model, stages
 
 PARAMS_FILE = "config/config.yaml"
 # DVC runs the project's own package source, as the Snakemake jobs do.
@@ -80,11 +83,17 @@ def dvc_yaml(files: Sequence[str] = (PARAMS_FILE,)) -> str:
     body: dict[str, Any] = {}
     for step in (s for s in STEPS if s.target):
         instances = [s for s in table if s.step is step]
-        if not step.per_run:
+        if not instances:  # no ensemble without seeds or ensemble.across
+            continue
+        if not step.per_run and not step.per_ensemble:
             body[step.dvc] = _render(instances[0], files, in_params_file)
             continue
         items = {
-            s.run: {"model": base_model(raw, s.run), "arch": architecture(config, s.run)}
+            s.run: (
+                {"model": base_model(raw, s.run), "arch": architecture(config, s.run)}
+                if step.per_run
+                else {"ensemble": s.run}
+            )
             for s in instances
         }
         rendered = [_render(s, files, in_params_file, items[s.run]) for s in instances]
@@ -108,6 +117,8 @@ def _render(
     def sub(text: str) -> str:
         if item is None:
             return text
+        if stage.step.per_ensemble:
+            return text.replace(f"/ensembles/{stage.run}/", "/ensembles/${key}/")
         text = text.replace(f"/models/{stage.run}/", "/models/${key}/")
         text = re.sub(rf"/models/{re.escape(item['arch'])}\.py$", "/models/${item.arch}.py", text)
         return "models.${item.model}" if text == f"models.{item['model']}" else text

@@ -136,6 +136,24 @@ def _write_predictions(
         )
 
 
+def write_val_predictions(
+    model: Classifier, val_split: str | Path, path: str | Path, batch_size: int | None, device: str
+) -> float:
+    """The validation split's labels, predictions and probabilities (``predictions.npz``), from
+    which the ensemble stage chooses its members; returns the validation F1."""
+    images, labels = load_split(val_split)
+    proba = predict_proba(model.to(device), images, batch_size).numpy()
+    preds = proba.argmax(axis=1)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez_compressed(
+            fh,
+            labels=labels.numpy().astype(np.uint8),
+            preds=preds.astype(np.uint8),
+            proba=proba.astype(np.float32),
+        )
+    return float(scores(confusion_matrix(labels.numpy(), preds))["f1_macro"])
+
+
 def costs(
     model: Classifier, images: torch.Tensor, checkpoint: str | Path, measure_latency: bool
 ) -> dict[str, Any]:
@@ -163,11 +181,15 @@ def evaluate(
     model_name: str,
     batch_size: int,
     measure_latency: bool = True,
+    val_split: str | Path | None = None,
+    val_predictions: str | Path | None = None,
 ) -> dict[str, Any]:
     """Score a trained checkpoint on the test split; writes metrics.json (numbers only),
     details.json (names, the checkpoint, per-class F1), confusion.{csv,png}, predictions.npz
     (labels, predictions, probabilities) for later statistics and predictions.csv
-    (actual,predicted per image: the long form DVC's confusion plot reads).
+    (actual,predicted per image: the long form DVC's confusion plot reads). With ``val_split``,
+    also the validation split's predictions.npz at ``val_predictions`` (what the ensembles are
+    chosen on).
 
     The costs beside the scores come from the same trained model: MACs per image, CPU latency
     per image at batch 1 and 256 (with this process's torch threads, recorded as
@@ -199,6 +221,9 @@ def evaluate(
         "f1_per_class": metrics["f1_per_class"],
     }
     _write_predictions(out, cm, y, preds, proba.numpy())
+    if val_split is not None and val_predictions is not None:
+        val_f1 = write_val_predictions(model, val_split, val_predictions, batch_size, device)
+        log.info("%s: validation F1 %.4f (predictions in %s)", model_name, val_f1, val_predictions)
     plot_confusion(cm, f"{model_name}: test F1 {result['test_f1']:.4f}", out / "confusion.png")
     # metrics.json holds numbers only (DVC's metrics: one column each in `dvc exp show`)
     write_json(out / "details.json", details)

@@ -2,7 +2,8 @@
 
 ``stages(config, raw, config_files)`` lists the stage instances of a validated config (after
 ``only``, ``seeds`` and sweeps expanded it): one download, one prepare, one train and one evaluate
-per run, one report, and the on-request tune and export per run. Both orchestrators are driven
+per run, one build_ensemble per ensemble (``mnistbench.runs.ensembles``), one report, and the
+on-request tune and export per run. Both orchestrators are driven
 from this table: the Snakemake rules take their inputs, parameters and commands from it
 (``workflow/rules/common.smk``) and ``mnistbench dvc-yaml`` writes ``dvc.yaml`` from it
 (``mnistbench.dvc``); ``tests/test_pipeline.py`` checks that the two DAGs agree.
@@ -20,15 +21,20 @@ from __future__ import annotations
 import json
 import os
 import shlex
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from mnistbench.codedeps import code_files
 from mnistbench.config import architecture
+from mnistbench.configkeys import key_value, restrict
 from mnistbench.data.manifest import MANIFEST_NAME, MNIST_FILES
+from mnistbench.runs import ensembles
 
+# The config keys that say which runs there are (``only``, ``seeds``, sweeps under ``models``).
+RUN_KEYS = ("only", "seeds", "models")
 RUN = "results/{dataset}/models/{model}"
+ENSEMBLE = "results/{dataset}/ensembles/{ensemble}"
 PREPARED = "data/{dataset}/prepared"
 
 # Each stage's outputs by name, with the {dataset} and {model} wildcards of the Snakemake rules.
@@ -59,6 +65,12 @@ OUTPUTS: dict[str, dict[str, str]] = {
         "predictions": f"{RUN}/test/predictions.npz",
         # actual,predicted per test image: the long form DVC's confusion plot reads
         "predictions_csv": f"{RUN}/test/predictions.csv",
+        # the validation split's probabilities: what ensembles are chosen on
+        "val_predictions": f"{RUN}/val/predictions.npz",
+    },
+    "build_ensemble": {
+        "metrics": f"{ENSEMBLE}/test/metrics.json",
+        "predictions": f"{ENSEMBLE}/test/predictions.npz",
     },
     "build_report": {
         "csv": "results/{dataset}/comparison.csv",
@@ -95,6 +107,7 @@ class Step:
     reads: tuple[str, ...]  # config keys; {model} is the run's model as the config names it
     needs: tuple[tuple[str, str], ...] = ()  # (rule, output) of the steps before it
     per_run: bool = True
+    per_ensemble: bool = False  # one instance per ensemble (``run`` is the ensemble's name)
     target: bool = True  # part of the default run (rule all, dvc.yaml); else on request only
     # config keys it also reads that cannot change its outputs (how to fetch, not what): they
     # reach its command, never its params, so that changing them reruns nothing
@@ -136,7 +149,20 @@ STEPS = (
         "evaluate",
         ("mnistbench.evaluation",),
         ("dataset", "evaluate"),
-        (("train_model", "ckpt"), ("prepare_data", "test"), ("prepare_data", "stats")),
+        (("train_model", "ckpt"), ("prepare_data", "test"), ("prepare_data", "val"))
+        + (("prepare_data", "stats"),),
+    ),
+    Step(
+        "build_ensemble",
+        "ensemble",
+        "ensemble",
+        ("mnistbench.ensemble",),
+        ("dataset", "ensemble"),
+        # every run's predictions (seconds of work: one stage per ensemble in dvc.yaml's foreach)
+        (("evaluate_model", "val_predictions"), ("evaluate_model", "predictions"))
+        + (("evaluate_model", "metrics"), ("train_model", "summary")),
+        per_run=False,
+        per_ensemble=True,
     ),
     Step(
         "build_report",
@@ -144,11 +170,12 @@ STEPS = (
         "report",
         ("mnistbench.reporting",),
         # the whole config: the provenance records it
-        ("dataset", "data", "train", "only", "seeds", "models", "loggers", "evaluate", "report")
-        + ("tune",),
+        ("dataset", "data", "train", "only", "seeds", "models", "loggers", "evaluate")
+        + ("ensemble", "report", "tune"),
         # per run: its published files; then the test split (gallery) and the data's digests
         tuple(("train_model", key) for key in ("summary", "metrics", "config"))
         + (("evaluate_model", "metrics"), ("evaluate_model", "predictions"))
+        + (("build_ensemble", "metrics"), ("build_ensemble", "predictions"))
         + (("prepare_data", "test"), ("download_data", "manifest")),
         per_run=False,
     ),
@@ -181,7 +208,8 @@ class Stage:
     """One stage instance: what both orchestrators run and track for it."""
 
     step: Step
-    run: str | None  # the run (a model, or a seed or sweep point of one); None: once per data set
+    # the run (a model, or a seed or sweep point of one), or the ensemble; None: once per data set
+    run: str | None
     argv: tuple[str, ...]  # mnistbench <stage> ...
     code: tuple[str, ...]
     deps: dict[str, list[str]]  # name -> data files
@@ -198,7 +226,8 @@ class Stage:
 
 
 def outputs(rule: str, dataset: str, run: str | None = None) -> dict[str, str]:
-    return {k: v.format(dataset=dataset, model=run) for k, v in OUTPUTS[rule].items()}
+    """The stage's output paths; ``run`` is its run, or its ensemble for build_ensemble."""
+    return {k: v.format(dataset=dataset, model=run, ensemble=run) for k, v in OUTPUTS[rule].items()}
 
 
 def base_model(raw: Mapping[str, Any], run: str) -> str:
@@ -208,34 +237,6 @@ def base_model(raw: Mapping[str, Any], run: str) -> str:
     if not names:
         raise KeyError(f"run {run!r} comes from no model under `models:` of the config files")
     return max(names, key=len)
-
-
-MISSING = object()
-
-
-def key_value(tree: Mapping[str, Any], dotted: str, missing: Any = None) -> Any:
-    """The value of a dotted key (``models.cnn``) in a config tree; ``missing`` if it has none."""
-    node: Any = tree
-    for part in dotted.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            return missing
-        node = node[part]
-    return node
-
-
-def restrict(overrides: Mapping[str, Any], keys: Iterable[str]) -> dict[str, Any]:
-    """The part of ``overrides`` under ``keys`` (dotted), as a nested mapping."""
-    out: dict[str, Any] = {}
-    for key in keys:
-        value = key_value(overrides, key, MISSING)
-        if value is MISSING:
-            continue
-        *parents, leaf = key.split(".")
-        node = out
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return out
 
 
 def stages(
@@ -251,19 +252,24 @@ def stages(
     ``--config``; each stage gets the part under its keys) go into the commands."""
     dataset = config["dataset"]
     runs = list(config["models"])
+    combined = list(ensembles(config))
     out = []
     for step in STEPS:
-        for run in runs if step.per_run else [None]:
-            arch = architecture(config, run) if run else None
-            reads = [k.format(model=base_model(raw, run)) if run else k for k in step.reads]
-            given = [*reads, *step.untracked]  # the keys whose overrides its command passes on
+        instances = runs if step.per_run else combined if step.per_ensemble else [None]
+        for run in instances:
+            arch = architecture(config, run) if step.per_run else None
+            per_run = step.per_run
+            reads = [k.format(model=base_model(raw, run)) if per_run else k for k in step.reads]
+            # the keys whose overrides its command passes on; a stage of one run or ensemble
+            # also gets those that say which runs exist, to find its own (`--config seeds=...`)
+            given = [*reads, *step.untracked, *(RUN_KEYS if run else ())]
             out.append(
                 Stage(
                     step=step,
                     run=run,
                     argv=_argv(step, run, dataset, config_files, restrict(overrides or {}, given)),
                     code=tuple(code_files(step.modules, arch)),
-                    deps=_deps(step, dataset, run, runs),
+                    deps=_deps(step, dataset, run, runs, combined),
                     params={key: key_value(raw, key) for key in reads},
                     outs=outputs(step.rule, dataset, run),
                 )
@@ -283,14 +289,28 @@ def _argv(
     argv = ["mnistbench", step.command, "--configfile", *files]
     if overrides:
         argv += ["--set", json.dumps(overrides, sort_keys=True, separators=(",", ":"))]
-    return tuple(argv + (["--model", run] if run else []))
+    option = "--ensemble" if step.per_ensemble else "--model"
+    return tuple(argv + ([option, run] if run else []))
 
 
-def _deps(step: Step, dataset: str, run: str | None, runs: Sequence[str]) -> dict[str, list[str]]:
+def _deps(
+    step: Step,
+    dataset: str,
+    run: str | None,
+    runs: Sequence[str],
+    combined: Sequence[str] = (),
+) -> dict[str, list[str]]:
     """Data files by name (``<step>_<output>``, e.g. ``prepare_train``): per-run outputs of the
-    stage's own run, or of every run for a stage that comes once."""
+    stage's own run, or of every run for an ensemble or a stage that comes once; per-ensemble
+    outputs of every ensemble."""
     deps: dict[str, list[str]] = {}
     for rule, key in step.needs:
-        sources = ([run] if run else runs) if STEP[rule].per_run else [None]
-        deps[f"{STEP[rule].dvc}_{key}"] = [outputs(rule, dataset, r)[key] for r in sources]
+        if STEP[rule].per_run:
+            sources: Sequence[str | None] = [run] if step.per_run else runs
+        elif STEP[rule].per_ensemble:
+            sources = combined
+        else:
+            sources = [None]
+        if sources:
+            deps[f"{STEP[rule].dvc}_{key}"] = [outputs(rule, dataset, r)[key] for r in sources]
     return deps

@@ -1,13 +1,15 @@
 """The runs of a config: ``only`` keeps some models, ``seeds`` and a model's ``sweep`` turn a
 model into several runs (``cnn-seed2``, ``cnn-max_lr0.01``), each an ordinary model of the
-validated config with its own jobs, results directory and table row."""
+validated config with its own jobs, results directory and table row; and the ensembles that
+combine runs (``ensembles``): one per model run with several seeds, and those ``ensemble.across``
+names."""
 
 from __future__ import annotations
 
 import copy
 import itertools
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mnistbench.errors import ConfigError, did_you_mean
@@ -30,6 +32,10 @@ def apply_only(config: dict[str, Any]) -> None:
         )
     config["models"] = {name: entry for name, entry in models.items() if name in only}
     config["only"] = []
+    # a cross-model ensemble keeps the models that run (validating again finds them all)
+    ens = config.get("ensemble") or {}
+    for name, listed in (ens.get("across") or {}).items():
+        ens["across"][name] = [m for m in listed if m in only]
 
 
 def apply_seeds(config: dict[str, Any]) -> None:
@@ -122,3 +128,72 @@ def expand_sweeps(config: dict[str, Any], schema: Mapping[str, Any]) -> None:
                 node[leaf] = value
             expanded[run] = run_entry
     config["models"] = expanded
+
+
+SEED_RUN = re.compile(r"^(?P<model>.+)-seed(?P<seed>-?\d+)$")
+ENSEMBLE_SUFFIX = "-ensemble"
+
+
+def seed_base(run: str) -> str:
+    """The run a seed run repeats: ``cnn`` for ``cnn-seed2``, ``cnn-lr0.01`` for
+    ``cnn-lr0.01-seed2``; any other run is its own."""
+    match = SEED_RUN.match(run)
+    return match.group("model") if match else run
+
+
+def check_across(config: Mapping[str, Any]) -> None:
+    """``ensemble.across`` names models under ``models:`` (before ``only`` and expansion: a
+    model or the prefix of its runs), and no ensemble takes the name of a run."""
+    models = list(config.get("models") or {})
+    for name, listed in ((config.get("ensemble") or {}).get("across") or {}).items():
+        if name in models or name.endswith(ENSEMBLE_SUFFIX):
+            raise ConfigError(
+                f"ensemble.across.{name}: the name is taken (a model, or ends in "
+                f"{ENSEMBLE_SUFFIX!r} as each model's seed ensemble does); rename it"
+            )
+        for model in listed:
+            if not any(m == model or m.startswith(f"{model}-") for m in models):
+                raise ConfigError(
+                    f"ensemble.across.{name}: {model!r} is not under `models:`"
+                    f"{did_you_mean(model, models)}; configured: {', '.join(models)}"
+                )
+
+
+def runs_of(model: str, runs: Sequence[str], models: Sequence[str]) -> list[str]:
+    """The runs of one model as ``models:`` names it (``cnn``: cnn, cnn-seed1, cnn-lr0.01, ...),
+    not those of a longer model name among ``models`` (``cnn-big``)."""
+    longer = [m for m in models if m != model and m.startswith(f"{model}-")]
+    return [
+        r
+        for r in runs
+        if (r == model or r.startswith(f"{model}-"))
+        and not any(r == m or r.startswith(f"{m}-") for m in longer)
+    ]
+
+
+def ensembles(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every ensemble of a validated config: name -> ``kind`` and ``pools`` (label -> runs);
+    the ensemble stage takes the best run of each pool on validation as a candidate member,
+    then chooses and weighs the members on validation (``mnistbench.ensemble``).
+
+    - ``<run>-ensemble`` (kind ``seeds``): the seed runs of one model (or sweep point), each
+      its own pool, when there are at least two.
+    - ``ensemble.across`` ``<name>: [models]`` (kind ``across``): one pool per model, its runs;
+      built when two or more of the listed models run (``only`` may leave fewer).
+    """
+    runs = list(config.get("models") or {})
+    out: dict[str, dict[str, Any]] = {}
+    groups: dict[str, list[str]] = {}
+    for run in runs:
+        if SEED_RUN.match(run):
+            groups.setdefault(seed_base(run), []).append(run)
+    for base, members in groups.items():
+        if len(members) >= 2:
+            pools = {run: [run] for run in members}
+            out[f"{base}{ENSEMBLE_SUFFIX}"] = {"kind": "seeds", "pools": pools}
+    for name, models in ((config.get("ensemble") or {}).get("across") or {}).items():
+        pools = {m: runs_of(m, runs, models) for m in models}
+        pools = {m: rs for m, rs in pools.items() if rs}
+        if len(pools) >= 2:
+            out[name] = {"kind": "across", "pools": pools}
+    return out

@@ -12,7 +12,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from mnistbench.config import model_names, resolve_model
+from mnistbench.errors import ConfigError, did_you_mean
 from mnistbench.pipeline import outputs
+from mnistbench.runs import ensembles
 
 
 def _dir(path: str) -> str:
@@ -78,9 +80,37 @@ def evaluate(config: Mapping[str, Any], run: str, threads: int | None = None) ->
     dataset = config["dataset"]
     resolve_model(config, run)  # an unknown run is a config error, before any file is read
     ckpt = outputs("train_model", dataset, run)["ckpt"]
-    test = outputs("prepare_data", dataset)["test"]
-    out = _dir(outputs("evaluate_model", dataset, run)["metrics"])
-    return evaluate_model(ckpt, test, out, run, config["evaluate"]["batch_size"])
+    prepared = outputs("prepare_data", dataset)
+    outs = outputs("evaluate_model", dataset, run)
+    return evaluate_model(
+        ckpt,
+        prepared["test"],
+        _dir(outs["metrics"]),
+        run,
+        config["evaluate"]["batch_size"],
+        val_split=prepared["val"],
+        val_predictions=outs["val_predictions"],
+    )
+
+
+def ensemble(config: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """One ensemble of the config (``mnistbench.runs.ensembles``), from its runs' evaluated
+    validation and test predictions."""
+    from mnistbench.ensemble import build_ensemble
+
+    dataset, settings = config["dataset"], config["ensemble"]
+    known = ensembles(config)
+    if name not in known:
+        listed = ", ".join(known) or "(none: set seeds or ensemble.across)"
+        raise ConfigError(
+            f"ensemble {name!r} is not one of this config's{did_you_mean(name, known)}: {listed}"
+        )
+    pools = known[name]["pools"]
+    runs = {
+        r: _dir(outputs("train_model", dataset, r)["ckpt"]) for rs in pools.values() for r in rs
+    }
+    out = _dir(_dir(outputs("build_ensemble", dataset, name)["metrics"]))
+    return build_ensemble(name, pools, runs, out, settings["selection"], settings["max_picks"])
 
 
 def report(config: Mapping[str, Any], failed: Mapping[str, str] | None = None) -> Any:
@@ -89,6 +119,10 @@ def report(config: Mapping[str, Any], failed: Mapping[str, str] | None = None) -
 
     dataset = config["dataset"]
     runs = {run: _dir(outputs("train_model", dataset, run)["ckpt"]) for run in model_names(config)}
+    combined = [
+        _dir(_dir(outputs("build_ensemble", dataset, name)["metrics"]))
+        for name in ensembles(config)
+    ]
     return build_report(
         list(runs.values()),
         outputs("build_report", dataset),
@@ -96,6 +130,7 @@ def report(config: Mapping[str, Any], failed: Mapping[str, str] | None = None) -
         failed=failed,
         test_split=outputs("prepare_data", dataset)["test"],
         manifest=outputs("download_data", dataset)["manifest"],
+        ensemble_dirs=combined,
     )
 
 

@@ -27,6 +27,7 @@ from mnistbench.config import (
 from mnistbench.devices import train_gpus
 from mnistbench.errors import MnistbenchError
 from mnistbench.preflight import check_configfiles, check_local_dir
+from mnistbench.runs import ensembles
 
 # Nested values given with --config (e.g. data='{val_size: 500}') arrive as strings: retype them
 # (those of --config only; files given with --configfile are typed YAML already), then validate
@@ -54,6 +55,7 @@ CONFIG_FILES = list(
 )
 DATASET = config["dataset"]
 MODELS = list(config["models"])
+ENSEMBLES = list(ensembles(config))
 STAGES = {
     (s.rule, s.run): s for s in pipeline.stages(config, RAW, CONFIG_FILES, OVERRIDES)
 }
@@ -62,10 +64,11 @@ STAGES = {
 wildcard_constraints:
     dataset=re.escape(DATASET),
     model="|".join(re.escape(m) for m in MODELS),
+    ensemble="|".join(re.escape(e) for e in ENSEMBLES) or "(?!)",
 
 
 def stage(rule, wildcards):
-    return STAGES[(rule, wildcards.get("model"))]
+    return STAGES[(rule, wildcards.get("model") or wildcards.get("ensemble"))]
 
 
 def outputs(rule, **reported):

@@ -1,6 +1,6 @@
 """The report step: the comparison of every run, rebuilt from the files the train and evaluate
-steps publish (``summary.json``, ``metrics.csv``, test ``metrics.json`` and ``predictions.npz``),
-so Snakemake and DVC build the same one.
+steps publish (``summary.json``, ``metrics.csv``, test ``metrics.json`` and ``predictions.npz``)
+and those of the ensembles (build_ensemble), so Snakemake and DVC build the same one.
 
 ``tables`` (the comparison, its Markdown form, the summary over seeds), ``statistics`` (bootstrap
 interval of test F1, McNemar's test against the best run: ``mnistbench.stats``), ``figures`` and
@@ -40,19 +40,22 @@ def build_report(
     failed: Mapping[str, str] | None = None,
     test_split: str | Path | None = None,
     manifest: str | Path | None = None,
+    ensemble_dirs: Sequence[str | Path] = (),
 ) -> pd.DataFrame:
     """Write the table and figures to the paths ``out`` names (``mnistbench.pipeline.OUTPUTS``'s
     names; ``csv``, ``md``, ``curves`` and ``f1_params`` at least, the others when given). With
     ``failed`` (run -> why, after a failed run) the failed runs are listed as such and the
     figures show the others: nothing looks like a complete comparison. The statistics' settings
-    are the config's ``report`` block (the schema's defaults without a config)."""
+    are the config's ``report`` block (the schema's defaults without a config). ``ensemble_dirs``
+    (the build_ensemble stage's) add one row each, beside the runs."""
     failed = dict(failed or {})
     settings = {**schema_default("report"), **((config or {}).get("report") or {})}
-    table = comparison_table(model_dirs, failed, settings["bootstrap_resamples"], settings["seed"])
+    resamples, seed = settings["bootstrap_resamples"], settings["seed"]
+    table = comparison_table(model_dirs, failed, resamples, seed, ensemble_dirs)
     table = add_references(table, model_dirs, config)
     write_tables(table, out, config)
     ok = table[table["status"] == OK].reset_index(drop=True)
-    write_figures(ok, model_dirs, dict(out), settings, test_split)
+    write_figures(ok, model_dirs, dict(out), settings, test_split, ensemble_dirs)
     done = [d for d in model_dirs if Path(d).name not in failed]
     write_provenance(done, out, manifest, config)
     if failed:

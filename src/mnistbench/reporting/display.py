@@ -37,11 +37,16 @@ def _p_vs_best(best: str) -> Cell:
     return lambda r: "best" if r["model"] == best else fmt(r["mcnemar_p"], "{:.2g}")
 
 
+def _run_name(row: Row) -> str:
+    return str(row["model"]) + (" (ensemble)" if row.get("kind") == "ensemble" else "")
+
+
 def scores_columns(table: pd.DataFrame) -> dict[str, Cell]:
-    """What each run scored (the best run is the first row)."""
-    best = str(table["model"].iloc[0]) if len(table) else ""
+    """What each run scored (the best single run is the first row that is no ensemble)."""
+    runs = table[table["kind"] != "ensemble"] if "kind" in table else table
+    best = str(runs["model"].iloc[0]) if len(runs) else ""
     return {
-        "run": lambda r: str(r["model"]),
+        "run": _run_name,
         "epochs": lambda r: fmt(r["epochs"], "{:.0f}"),
         "val F1": lambda r: fmt(r["val_f1"], "{:.4f}"),
         "test F1": lambda r: fmt(r["test_f1"], "{:.4f}"),
@@ -56,7 +61,7 @@ def scores_columns(table: pd.DataFrame) -> dict[str, Cell]:
 def costs_columns(table: pd.DataFrame) -> dict[str, Cell]:
     """What each run cost to train and to run."""
     return {
-        "run": lambda r: str(r["model"]),
+        "run": _run_name,
         "params": lambda r: fmt(r["params"], "{:,.0f}"),
         "MACs": lambda r: fmt(r["macs"], "{:,.0f}"),
         "ms b1": lambda r: fmt(r["latency_ms_b1"], "{:.3f}"),
@@ -97,7 +102,12 @@ def markdown_table(frame: pd.DataFrame) -> str:
     head = "| " + " | ".join(frame.columns) + " |\n|" + "---|" * len(frame.columns) + "\n"
     body = ""
     for values in frame.itertuples(index=False):
-        cells = [f"`{values[0]}`", *values[1:]] if frame.columns[0] == "run" else list(values)
+        cells = list(values)
+        if (
+            frame.columns[0] == "run"
+        ):  # the name as code, a mark after it: `cnn-ensemble` (ensemble)
+            name, _, mark = str(values[0]).partition(" ")
+            cells[0] = f"`{name}`" + (f" {mark}" if mark else "")
         body += "| " + " | ".join(str(c) for c in cells) + " |\n"
     return head + body
 

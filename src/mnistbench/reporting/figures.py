@@ -90,7 +90,14 @@ def plot_f1_vs_params(table: pd.DataFrame, path: str | Path) -> None:
     plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
-    ax.scatter(table["params"], table["test_f1"], s=40)
+    no_kind = pd.Series(False, index=table.index)
+    is_ensemble = table["kind"] == "ensemble" if "kind" in table else no_kind
+    for mask, label, marker in ((~is_ensemble, "run", "o"), (is_ensemble, "ensemble", "D")):
+        if mask.any():
+            t = table[mask]
+            ax.scatter(t["params"], t["test_f1"], s=40, marker=marker, label=label)
+    if is_ensemble.any():
+        ax.legend(fontsize=8, loc="best")
     ax.set_xscale("log")
     ax.set(xlabel="parameters (log scale)", ylabel="test macro-F1", title="Test F1 against size")
     ax.grid(alpha=0.3)
@@ -119,12 +126,12 @@ def plot_f1_ci(table: pd.DataFrame, path: str | Path, resamples: int) -> None:
     y = np.arange(len(t))
     ax.errorbar(t["test_f1"], y, xerr=_errorbars(t), fmt="o", capsize=4, color="tab:blue")
     ax.set_yticks(y, t["model"])
+    kinds = t["kind"] if "kind" in t else pd.Series(["run"] * len(t))
+    best_run = max((i for i in y if kinds[i] == "run"), default=None)  # the highest run
     for yi, row in zip(y, t.itertuples(index=False), strict=True):
-        note = (
-            "best"
-            if yi == len(t) - 1
-            else ("" if pd.isna(row.mcnemar_p) else f"p = {row.mcnemar_p:.2g}")
-        )
+        note = "" if pd.isna(row.mcnemar_p) else f"p = {row.mcnemar_p:.2g}"
+        if yi == best_run:
+            note = "best run"
         ax.annotate(
             note,
             (row.test_f1, yi),
@@ -136,7 +143,7 @@ def plot_f1_ci(table: pd.DataFrame, path: str | Path, resamples: int) -> None:
     ax.set(
         xlabel="test macro-F1",
         title=f"Test F1 with 95% bootstrap interval ({resamples} resamples of the test images);\n"
-        "p: McNemar's exact test against the best model",
+        "p: McNemar's exact test against the best run (an ensemble: the best of its runs)",
     )
     ax.title.set_fontsize(9)
     ax.set_ylim(-0.7, len(t) - 0.3)
@@ -264,9 +271,11 @@ def write_figures(
     out: dict[str, str | Path],
     settings: dict,
     test_split: str | Path | None,
+    ensemble_dirs: Sequence[str | Path] = (),
 ) -> None:
-    """Each figure whose path ``out`` names, of the runs with results (``ok``); with none, no
-    stale figure of an earlier run may sit next to the table."""
+    """Each figure whose path ``out`` names, of the runs and ensembles with results (``ok``;
+    learning curves of the runs only); with none, no stale figure of an earlier run may sit
+    next to the table."""
     names = ("curves", "f1_params", "f1_ci", "pareto", "gallery")
     if not len(ok):
         for name in names:
@@ -281,4 +290,5 @@ def write_figures(
     if "pareto" in out:
         plot_pareto(ok, out["pareto"])
     if "gallery" in out:
-        gallery(ok, model_dirs, test_split, out["gallery"], settings["gallery_size"])
+        dirs = [*model_dirs, *ensemble_dirs]
+        gallery(ok, dirs, test_split, out["gallery"], settings["gallery_size"])

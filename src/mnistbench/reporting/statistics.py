@@ -1,5 +1,5 @@
-"""The comparison's uncertainty: a bootstrap interval of each run's test F1 and McNemar's test
-against the best run, from the per-image predictions the evaluate step writes."""
+"""The comparison's uncertainty: a bootstrap interval of each run's (and ensemble's) test F1
+and McNemar's test against the best single run, from the per-image test predictions."""
 
 from __future__ import annotations
 
@@ -27,9 +27,10 @@ def load_predictions(d: Path) -> dict[str, np.ndarray] | None:
 def add_statistics(
     table: pd.DataFrame, model_dirs: Sequence[Path], resamples: int, seed: int
 ) -> pd.DataFrame:
-    """The 95% bootstrap interval of each model's test F1 (``ci_low``, ``ci_high``; every model
-    on the same resamples of the test images) and McNemar's exact p-value against the best
-    model, the first row (``mcnemar_p``; blank for the best itself). Models without
+    """The 95% bootstrap interval of each row's test F1 (``ci_low``, ``ci_high``; every row on
+    the same resamples of the test images) and McNemar's exact p-value against the best single
+    run (``mcnemar_p``): a run against the best run of the table (blank for that run itself), an
+    ensemble (a ``pool_runs`` list) against the best of the runs it was chosen from. Rows without
     ``predictions.npz`` get blanks."""
     table = table.copy()
     for col in ("ci_low", "ci_high", "mcnemar_p"):
@@ -47,13 +48,16 @@ def add_statistics(
                 f"{first!r}; evaluate every model on the same test.pt (rerun the evaluate step)"
             )
     indices = bootstrap_indices(labels.shape[0], resamples, seed)
-    best = str(table.iloc[0]["model"])
-    for i, m in enumerate(table["model"]):
+    pools = table["pool_runs"] if "pool_runs" in table else pd.Series([np.nan] * len(table))
+    runs = [m for m, pool in zip(table["model"], pools, strict=True) if not isinstance(pool, list)]
+    for i, (m, pool) in enumerate(zip(table["model"], pools, strict=True)):
         if m not in preds:
             continue
         scores = bootstrap_f1(labels, preds[m]["preds"], indices)
         table.loc[i, ["ci_low", "ci_high"]] = percentile_interval(scores, CI_LEVEL)
-        if m != best and best in preds:
+        # the table is sorted by test F1: the first of the runs is the best
+        best = next((r for r in runs if r in (pool if isinstance(pool, list) else runs)), None)
+        if best is not None and m != best and best in preds:
             _, _, p = mcnemar_exact(preds[m]["preds"] == labels, preds[best]["preds"] == labels)
             table.loc[i, "mcnemar_p"] = p
     return table

@@ -3,7 +3,6 @@ over seeds and the one-line DVC metric, from the files the train and evaluate st
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,11 +21,13 @@ from mnistbench.reporting.display import (
     shown,
 )
 from mnistbench.reporting.statistics import add_statistics
+from mnistbench.runs import SEED_RUN
 
 # What a reader compares; precision/recall per class and the selection details stay in each
 # model's test/metrics.json and summary.json. Narrow enough for the report's front page.
 COLUMNS = [
     "model",
+    "kind",
     "epochs",
     "val_f1",
     "test_f1",
@@ -45,10 +46,12 @@ COLUMNS = [
     "time_to_ref_s",
     "peak_mem_mb",
     "precision",
+    "members",
     "status",
 ]
 COUNTS = ("epochs", "test_errors", "params", "macs")  # integers, also beside blank cells
 OK = "ok"
+RUN, ENSEMBLE = "run", "ensemble"  # the kinds of row
 # Costs copied from each model's test/metrics.json (the evaluate step measures them).
 COSTS = ("macs", "latency_ms_b1", "latency_ms_b256")
 
@@ -67,17 +70,53 @@ def _model_row(d: Path) -> dict:
     # Results evaluated before the cost columns existed leave them blank.
     row.update({k: test.get(k) for k in COSTS})
     row["ckpt_mb"] = test["ckpt_bytes"] / 2**20 if "ckpt_bytes" in test else None
+    row["kind"] = RUN
     row["status"] = OK
     return row
 
 
+def _ensemble_row(d: Path) -> dict:
+    """An ensemble's row (build_ensemble stage): its scores, the costs summed over its members,
+    the members with their weights, and the runs it was chosen from (``pool_runs``)."""
+    try:
+        test = read_json(d / "test" / "metrics.json")
+    except FileNotFoundError as exc:
+        raise DataError(
+            f"{exc.filename}: missing; build ensemble {d.name!r} first (snakemake does it)"
+        ) from None
+    row = {k: v for k, v in test.items() if k.startswith("test_") or k in COLUMNS}
+    row["ckpt_mb"] = test["ckpt_bytes"] / 2**20 if test.get("ckpt_bytes") is not None else None
+    row["members"] = " ".join(f"{r}:{w:.2g}" for r, w in test["members"].items())
+    row["pool_runs"] = [r for runs in test["pools"].values() for r in runs]
+    row.update(kind=ENSEMBLE, status=OK)
+    return row
+
+
 def comparison_table(
-    model_dirs: Sequence[str | Path], failed: Mapping[str, str], resamples: int, seed: int
+    model_dirs: Sequence[str | Path],
+    failed: Mapping[str, str],
+    resamples: int,
+    seed: int,
+    ensemble_dirs: Sequence[str | Path] = (),
 ) -> pd.DataFrame:
-    """One row per model, best test F1 first; models in ``failed`` (name -> why, e.g. the log
-    of the failed job) come last, with only their name and status, so none goes missing."""
+    """One row per run and per ensemble (``kind``), best test F1 first; models in ``failed``
+    (name -> why, e.g. the log of the failed job) come last, with only their name and status,
+    so none goes missing, and so do the ensembles they leave without a result."""
     dirs = [d for d in map(Path, model_dirs) if d.name not in failed]
     rows = [_model_row(d) for d in dirs]
+    unbuilt = {}
+    for d in map(Path, ensemble_dirs):
+        if failed and not (d / "test" / "metrics.json").is_file():
+            unbuilt[d.name] = "not run (a member failed)"
+            continue
+        row = _ensemble_row(d)
+        lost = [r for r in row["pool_runs"] if r in failed]
+        if lost:  # an older result: it must not stand beside the failed run
+            unbuilt[d.name] = f"not run ({lost[0]} failed)"
+            continue
+        rows.append(row)
+        dirs.append(d)
+    failed = {**failed, **unbuilt}
     table = pd.DataFrame(rows, columns=COLUMNS if not rows else None)
     table = table.sort_values(["test_f1", "model"], ascending=[False, True])
     table = table.reset_index(drop=True)
@@ -85,7 +124,12 @@ def comparison_table(
         table = add_statistics(table, dirs, resamples, seed)
     table = table.reindex(columns=COLUMNS)
     if failed:
-        missing = pd.DataFrame([{"model": m, "status": why} for m, why in failed.items()])
+        missing = pd.DataFrame(
+            [
+                {"model": m, "kind": ENSEMBLE if m in unbuilt else RUN, "status": why}
+                for m, why in failed.items()
+            ]
+        )
         table = pd.concat([table, missing], ignore_index=True) if len(table) else missing
         table = table.reindex(columns=COLUMNS)
     for col in COUNTS:  # counts stay integers beside blanks
@@ -124,6 +168,13 @@ def markdown(table: pd.DataFrame, config: Mapping[str, Any] | None = None) -> st
     """comparison.md: what the data were (when generated), the scores and the costs of each
     run under short headers, and the legend of those headers."""
     parts = [f"**{note}**" for note in [data_note(config)] if note]
+    if "kind" in table and (table["kind"] == ENSEMBLE).any():
+        parts.append(
+            "Rows marked (ensemble) combine runs: the mean of the members' softmax outputs "
+            "(comparison.csv's members: run:weight), chosen and weighted on the validation split "
+            "only; params, MACs, latency and training time are summed over the members; their p "
+            "is against the best single run they were chosen from (docs/ensembles.md)."
+        )
     bad = table[table["status"] != OK]["model"].tolist() if "status" in table else []
     if bad:
         parts.append(
@@ -149,7 +200,6 @@ def summary(table: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-SEED_RUN = re.compile(r"^(?P<model>.+)-seed(?P<seed>-?\d+)$")
 SEED_COLUMNS = [
     "model",
     "n_seeds",
@@ -168,6 +218,8 @@ def seed_summary(table: pd.DataFrame) -> pd.DataFrame:
     ``<model>-seed<k>`` (``seeds:`` in the config) are one model; any other run is a model with
     one seed (blank std). Best mean test F1 first."""
     ok = table[table["status"] == OK].copy()
+    if "kind" in ok:
+        ok = ok[ok["kind"] != ENSEMBLE]
     if not len(ok):
         return pd.DataFrame(columns=SEED_COLUMNS)
     matches = ok["model"].map(SEED_RUN.match)
