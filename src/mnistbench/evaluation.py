@@ -228,6 +228,11 @@ def evaluate(
     # metrics.json holds numbers only (DVC's metrics: one column each in `dvc exp show`)
     write_json(out / "details.json", details)
     write_json(out / "metrics.json", result)
+    _log_result(model_name, result)
+    return result
+
+
+def _log_result(model_name: str, result: dict[str, Any]) -> None:
     log.info(
         "%s: test F1 %.4f, accuracy %.4f; %d MACs per image, %s ms per image at batch 1/256",
         model_name,
@@ -237,4 +242,3 @@ def evaluate(
         f"{result.get('latency_ms_b1', float('nan')):.3f}/"
         f"{result.get('latency_ms_b256', float('nan')):.4f}",
     )
-    return result

@@ -3,10 +3,9 @@
 ``stages(config, raw, config_files)`` lists the stage instances of a validated config (after
 ``only``, ``seeds`` and sweeps expanded it): one download, one prepare, one train and one evaluate
 per run, one build_ensemble per ensemble (``mnistbench.runs.ensembles``), one report, and the
-on-request tune and export per run. Both orchestrators are driven
-from this table: the Snakemake rules take their inputs, parameters and commands from it
-(``workflow/rules/common.smk``) and ``mnistbench dvc-yaml`` writes ``dvc.yaml`` from it
-(``mnistbench.dvc``); ``tests/test_pipeline.py`` checks that the two DAGs agree.
+on-request tune and export per run. Both orchestrators are driven from this table: the Snakemake
+rules (``workflow/rules/common.smk``) and ``mnistbench dvc-yaml`` (``mnistbench.dvc``);
+``tests/test_pipeline.py`` checks that the two DAGs agree.
 
 - **command**: ``mnistbench <stage>`` with the config files (and the stage's share of
   Snakemake's ``--config`` overrides); the stage finds its files from the config.
@@ -52,8 +51,7 @@ OUTPUTS: dict[str, dict[str, str]] = {
         "metrics": f"{RUN}/metrics.csv",
         "config": f"{RUN}/config.yaml",
         "summary": f"{RUN}/summary.json",
-        # DVCLive's: the latest value of each logged metric, and each one per step (DVC's
-        # metrics and plots of the run; mnistbench.loggers)
+        # DVCLive's last value and per-step series of each metric (mnistbench.loggers)
         "live_metrics": f"{RUN}/dvclive/metrics.json",
         "live_plots": f"{RUN}/dvclive/plots",
     },
@@ -63,10 +61,8 @@ OUTPUTS: dict[str, dict[str, str]] = {
         "confusion": f"{RUN}/test/confusion.csv",
         "confusion_png": f"{RUN}/test/confusion.png",
         "predictions": f"{RUN}/test/predictions.npz",
-        # actual,predicted per test image: the long form DVC's confusion plot reads
-        "predictions_csv": f"{RUN}/test/predictions.csv",
-        # the validation split's probabilities: what ensembles are chosen on
-        "val_predictions": f"{RUN}/val/predictions.npz",
+        "predictions_csv": f"{RUN}/test/predictions.csv",  # what DVC's confusion plot reads
+        "val_predictions": f"{RUN}/val/predictions.npz",  # what ensembles are chosen on
     },
     "build_ensemble": {
         "metrics": f"{ENSEMBLE}/test/metrics.json",
@@ -76,8 +72,7 @@ OUTPUTS: dict[str, dict[str, str]] = {
         "csv": "results/{dataset}/comparison.csv",
         "md": "results/{dataset}/comparison.md",
         "seeds": "results/{dataset}/seeds.csv",
-        # the report's front page: the comparison formatted, in two tables that fit a screen
-        "scores_table": "results/{dataset}/tables/scores.csv",
+        "scores_table": "results/{dataset}/tables/scores.csv",  # the report's front page
         "costs_table": "results/{dataset}/tables/costs.csv",
         "summary": "results/{dataset}/summary.json",
         "curves": "results/{dataset}/figures/learning_curves.png",
@@ -109,8 +104,8 @@ class Step:
     per_run: bool = True
     per_ensemble: bool = False  # one instance per ensemble (``run`` is the ensemble's name)
     target: bool = True  # part of the default run (rule all, dvc.yaml); else on request only
-    # config keys it also reads that cannot change its outputs (how to fetch, not what): they
-    # reach its command, never its params, so that changing them reruns nothing
+    # config keys it reads that cannot change its outputs (how to fetch, not what): in its
+    # command, never its params, so that changing them reruns nothing
     untracked: tuple[str, ...] = ()
 
 
@@ -168,8 +163,7 @@ STEPS = (
         "build_report",
         "report",
         "report",
-        ("mnistbench.reporting",),
-        # the whole config: the provenance records it
+        ("mnistbench.reporting",),  # reads the whole config: the provenance records it
         ("dataset", "data", "train", "only", "seeds", "models", "loggers", "evaluate")
         + ("ensemble", "report", "tune"),
         # per run: its published files; then the test split (gallery) and the data's digests
