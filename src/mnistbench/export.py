@@ -86,7 +86,7 @@ def check_onnx(
     import onnxruntime as ort
 
     classifier = load_classifier(model)
-    images, _ = load_split(test_split)
+    images, _ = load_split(test_split, classifier.num_classes)
     images = images[:n_images]
     if images.shape[0] == 0:
         raise MnistbenchError(f"{test_split}: no images to check the export on")

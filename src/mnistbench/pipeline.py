@@ -98,7 +98,7 @@ STEPS = (
         "download_data",
         "download",
         "download",
-        ("mnistbench.data.download", "mnistbench.data.synthetic"),
+        ("mnistbench.data.download", "mnistbench.data.local", "mnistbench.data.synthetic"),
         ("dataset", "data.source", "data.local_dir", "data.synthetic"),
         per_run=False,
         untracked=("data.mirrors", "data.download_retries", "data.download_timeout_s")

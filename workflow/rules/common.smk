@@ -39,7 +39,7 @@ RAW = deep_merge(config, OVERRIDES)  # as written in the files: the params of ev
 try:
     check_configfiles(getattr(_settings, "configfiles", None) or [])
     _validated = validate_config(copy.deepcopy(RAW))
-    check_local_dir(_validated["data"], pipeline.outputs("download_data", _validated["dataset"]))
+    check_local_dir(_validated, pipeline.outputs("download_data", _validated["dataset"]))
 except MnistbenchError as exc:  # the message names the key or file: no traceback needed
     sys.exit(f"mnistbench error: {exc}")
 config.clear()

@@ -47,11 +47,12 @@ def add_statistics(
                 f"{first!r}; evaluate every model on the same test.pt (rerun the evaluate step)"
             )
     indices = bootstrap_indices(labels.shape[0], resamples, seed)
+    num_classes = next(iter(preds.values()))["proba"].shape[1]
     best = str(table.iloc[0]["model"])
     for i, m in enumerate(table["model"]):
         if m not in preds:
             continue
-        scores = bootstrap_f1(labels, preds[m]["preds"], indices)
+        scores = bootstrap_f1(labels, preds[m]["preds"], indices, num_classes)
         table.loc[i, ["ci_low", "ci_high"]] = percentile_interval(scores, CI_LEVEL)
         if m != best and best in preds:
             _, _, p = mcnemar_exact(preds[m]["preds"] == labels, preds[best]["preds"] == labels)
