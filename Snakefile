@@ -2,6 +2,7 @@
 #   snakemake --cores all                                  # the default experiment
 #   snakemake --cores all --configfile config/smoke.yaml   # offline, on generated digits
 #   snakemake --report results/report.html                 # the HTML report
+#   snakemake --cores all --config datasets='[mnist, fashion_mnist]'  # + results/datasets.md
 import os
 import sys
 
@@ -29,14 +30,14 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/summary.smk"
 include: "workflow/rules/use.smk"
 
 
 rule all:
     default_target: True
     input:
-        STAGES[("build_report", None)].outs["csv"],
-        STAGES[("build_report", None)].outs["md"],
+        TARGETS,
 
 
 # SIGTERM or SIGINT to Snakemake stops the running jobs too, resumable (rules/common.smk).

@@ -1,6 +1,7 @@
-"""The data sets of a run and the checks of the ``data`` block: ``dataset`` names the one data
-set (registered in ``mnistbench.data.registry``, or any name for generated digits), and
-``data.local_dir`` a directory to copy its files from (a mapping: one per data set).
+"""The data sets of a run and the checks of the ``data`` block: ``dataset`` names the data set
+(registered in ``mnistbench.data.registry``, or any name for generated digits), ``datasets``
+several to run the same models on, and ``data.local_dir`` a directory to copy the files from
+(a mapping: one per data set).
 
 No torch, no numpy: the Snakefile runs these while it parses the workflow.
 """
@@ -15,8 +16,8 @@ from mnistbench.errors import ConfigError, did_you_mean
 
 
 def dataset_names(config: Mapping[str, Any]) -> list[str]:
-    """The data sets the run covers."""
-    return [config["dataset"]]
+    """The data sets the run covers: ``datasets`` when it lists any, else ``dataset``."""
+    return list(config.get("datasets") or [config["dataset"]])
 
 
 def local_dir(config: Mapping[str, Any]) -> str | None:

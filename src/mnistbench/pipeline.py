@@ -1,8 +1,9 @@
 """The pipeline, defined once: every stage of a run, with its command, code, data, params, outputs.
 
 ``stages(config, raw, config_files)`` lists the stage instances of a validated config (after
-``only``, ``seeds`` and sweeps expanded it): one download, one prepare, one train and one evaluate
-per run, one report, and the on-request tune and export per run. Both orchestrators are driven
+``only``, ``seeds`` and sweeps expanded it): per data set one download, one prepare, one train and
+one evaluate per run, one report, and the on-request tune and export per run; with ``datasets``,
+each of them, then one summary across them. Both orchestrators are driven
 from this table: the Snakemake rules take their inputs, parameters and commands from it
 (``workflow/rules/common.smk``) and ``mnistbench dvc-yaml`` writes ``dvc.yaml`` from it
 (``mnistbench.dvc``); ``tests/test_pipeline.py`` checks that the two DAGs agree.
@@ -22,11 +23,13 @@ import os
 import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import product
 from typing import Any
 
 from mnistbench.codedeps import code_files
 from mnistbench.config import architecture
 from mnistbench.data.manifest import MANIFEST_NAME, MNIST_FILES
+from mnistbench.datasets import dataset_names
 
 RUN = "results/{dataset}/models/{model}"
 PREPARED = "data/{dataset}/prepared"
@@ -68,6 +71,7 @@ OUTPUTS: dict[str, dict[str, str]] = {
         "provenance_csv": "results/{dataset}/provenance.csv",
         "provenance_json": "results/{dataset}/provenance.json",
     },
+    "summarize_datasets": {"csv": "results/datasets.csv", "md": "results/datasets.md"},
     "export_model": {"onnx": f"{RUN}/export/model.onnx", "check": f"{RUN}/export/check.json"},
     "tune_model": {
         "suggestion": f"{RUN}/tune/suggestion.json",
@@ -87,6 +91,7 @@ class Step:
     reads: tuple[str, ...]  # config keys; {model} is the run's model as the config names it
     needs: tuple[tuple[str, str], ...] = ()  # (rule, output) of the steps before it
     per_run: bool = True
+    per_dataset: bool = True  # else once, across the data sets of ``datasets``
     target: bool = True  # part of the default run (rule all, dvc.yaml); else on request only
     # config keys it also reads that cannot change its outputs (how to fetch, not what): they
     # reach its command, never its params, so that changing them reruns nothing
@@ -143,6 +148,16 @@ STEPS = (
         per_run=False,
     ),
     Step(
+        "summarize_datasets",
+        "summarize",
+        "summarize",
+        ("mnistbench.reporting.datasets",),
+        ("datasets",),
+        (("build_report", "csv"),),
+        per_run=False,
+        per_dataset=False,
+    ),
+    Step(
         "tune_model",
         "tune",
         "tune",
@@ -169,6 +184,7 @@ class Stage:
     """One stage instance: what both orchestrators run and track for it."""
 
     step: Step
+    dataset: str | None  # None: once across the data sets
     run: str | None  # the run (a model, or a seed or sweep point of one); None: once per data set
     argv: tuple[str, ...]  # mnistbench <stage> ...
     code: tuple[str, ...]
@@ -236,26 +252,27 @@ def stages(
 
     ``config`` is validated (runs expanded), ``raw`` the config files merged (with the overrides)
     as written, whose keys are the params; ``config_files`` and ``overrides`` (Snakemake's
-    ``--config``; each stage gets the part under its keys) go into the commands."""
-    dataset = config["dataset"]
-    runs = list(config["models"])
+    ``--config``; each stage gets the part under its keys) go into the commands. With
+    ``datasets``, every stage of a data set is told its name (``--set {"dataset": ...}``, its
+    ``dataset`` param) and one summary stage follows them all."""
+    several = bool(config.get("datasets"))
+    datasets, runs = dataset_names(config), list(config["models"])
     out = []
-    for step in STEPS:
-        for run in runs if step.per_run else [None]:
+    for step in (s for s in STEPS if s.per_dataset or several):
+        sets, names = datasets if step.per_dataset else [None], runs if step.per_run else [None]
+        for dataset, run in product(sets, names):
             arch = architecture(config, run) if run else None
             reads = [k.format(model=base_model(raw, run)) if run else k for k in step.reads]
-            given = [*reads, *step.untracked]  # the keys whose overrides its command passes on
-            out.append(
-                Stage(
-                    step=step,
-                    run=run,
-                    argv=_argv(step, run, dataset, config_files, restrict(overrides or {}, given)),
-                    code=tuple(code_files(step.modules, arch)),
-                    deps=_deps(step, dataset, run, runs),
-                    params={key: key_value(raw, key) for key in reads},
-                    outs=outputs(step.rule, dataset, run),
-                )
-            )
+            # the keys whose overrides its command passes on
+            passed = restrict(overrides or {}, [*reads, *step.untracked])
+            params = {key: key_value(raw, key) for key in reads}
+            if several and dataset:  # one of several data sets: named in its command
+                passed["dataset"] = params["dataset"] = dataset
+            argv = _argv(step, run, dataset or "", config_files, passed)
+            code = tuple(code_files(step.modules, arch))
+            deps = _deps(step, dataset, run, runs, datasets)
+            outs = outputs(step.rule, dataset or "", run)
+            out.append(Stage(step, dataset, run, argv, code, deps, params, outs))
     return out
 
 
@@ -263,7 +280,7 @@ def _argv(
     step: Step, run: str | None, dataset: str, files: Sequence[str], overrides: Mapping[str, Any]
 ) -> tuple[str, ...]:
     if step.rule == "export_model":  # a trained model in, an ONNX file out
-        ins = {name: path for name, (path,) in _deps(step, dataset, run, [run]).items()}
+        ins = {name: path for name, (path,) in _deps(step, dataset, run, [run], []).items()}
         outs = outputs(step.rule, dataset, run)
         model_dir = os.path.dirname(ins["train_ckpt"])
         paths = ("--out", outs["onnx"], "--report", outs["check"])
@@ -274,11 +291,15 @@ def _argv(
     return tuple(argv + (["--model", run] if run else []))
 
 
-def _deps(step: Step, dataset: str, run: str | None, runs: Sequence[str]) -> dict[str, list[str]]:
+def _deps(
+    step: Step, dataset: str | None, run: str | None, runs: Sequence[str], sets: Sequence[str]
+) -> dict[str, list[str]]:
     """Data files by name (``<step>_<output>``, e.g. ``prepare_train``): per-run outputs of the
-    stage's own run, or of every run for a stage that comes once."""
+    stage's own run, or of every run for a stage that comes once; those of the stage's data set,
+    or of every data set for the summary across them."""
     deps: dict[str, list[str]] = {}
     for rule, key in step.needs:
         sources = ([run] if run else runs) if STEP[rule].per_run else [None]
-        deps[f"{STEP[rule].dvc}_{key}"] = [outputs(rule, dataset, r)[key] for r in sources]
+        name, where = f"{STEP[rule].dvc}_{key}", [dataset] if dataset is not None else sets
+        deps[name] = [outputs(rule, ds, r)[key] for ds in where for r in sources]
     return deps

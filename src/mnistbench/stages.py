@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from mnistbench.config import model_names, resolve_model
-from mnistbench.datasets import local_dir
+from mnistbench.datasets import dataset_names, local_dir
 from mnistbench.pipeline import outputs
 
 
@@ -98,6 +98,14 @@ def report(config: Mapping[str, Any], failed: Mapping[str, str] | None = None) -
         test_split=outputs("prepare_data", dataset)["test"],
         manifest=outputs("download_data", dataset)["manifest"],
     )
+
+
+def summarize(config: Mapping[str, Any]) -> Any:
+    """The summary across the data sets of ``datasets``: model x data set, test F1 (intervals)."""
+    from mnistbench.reporting.datasets import summarize_datasets
+
+    tables = {ds: outputs("build_report", ds)["csv"] for ds in dataset_names(config)}
+    return summarize_datasets(tables, outputs("summarize_datasets", ""))
 
 
 def tune(config: Mapping[str, Any], run: str, threads: int | None = None) -> dict[str, Any]:

@@ -17,6 +17,7 @@ if os.path.isdir(SRC):
     shell.prefix(f"export PYTHONPATH={SRC!r}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
 
 from mnistbench import pipeline
+from mnistbench.datasets import dataset_names
 from mnistbench.config import (
     deep_merge,
     resolve_model,
@@ -39,7 +40,8 @@ RAW = deep_merge(config, OVERRIDES)  # as written in the files: the params of ev
 try:
     check_configfiles(getattr(_settings, "configfiles", None) or [])
     _validated = validate_config(copy.deepcopy(RAW))
-    check_local_dir(_validated, pipeline.outputs("download_data", _validated["dataset"]))
+    for _name in dataset_names(_validated):
+        check_local_dir({**_validated, "dataset": _name}, pipeline.outputs("download_data", _name))
 except MnistbenchError as exc:  # the message names the key or file: no traceback needed
     sys.exit(f"mnistbench error: {exc}")
 config.clear()
@@ -52,20 +54,28 @@ CONFIG_FILES = list(
         + [os.path.relpath(f) for f in (getattr(_settings, "configfiles", None) or [])]
     )
 )
-DATASET = config["dataset"]
+DATASETS = dataset_names(config)
 MODELS = list(config["models"])
 STAGES = {
-    (s.rule, s.run): s for s in pipeline.stages(config, RAW, CONFIG_FILES, OVERRIDES)
+    (s.rule, s.dataset, s.run): s
+    for s in pipeline.stages(config, RAW, CONFIG_FILES, OVERRIDES)
 }
+# The default targets: each data set's comparison, then the summary across them (datasets).
+TARGETS = [
+    s.outs[key]
+    for s in STAGES.values()
+    for key in ("csv", "md")
+    if s.rule in ("build_report", "summarize_datasets")
+]
 
 
 wildcard_constraints:
-    dataset=re.escape(DATASET),
+    dataset="|".join(re.escape(d) for d in DATASETS),
     model="|".join(re.escape(m) for m in MODELS),
 
 
 def stage(rule, wildcards):
-    return STAGES[(rule, wildcards.get("model"))]
+    return STAGES[(rule, wildcards.get("dataset"), wildcards.get("model"))]
 
 
 def outputs(rule, **reported):
@@ -195,11 +205,12 @@ def show_job_errors(logfiles):
             print(f"{head.split(':', 1)[0]} ({job_log.group(1)}): {line}", file=sys.stderr)
 
 
-def failed_models(logfiles):
-    """Models whose train or evaluate job failed, from Snakemake's log: name -> status."""
+def failed_models(logfiles, dataset):
+    """Models whose train or evaluate job on ``dataset`` failed, from Snakemake's log: name ->
+    status."""
     text = read_logs(logfiles)
     job_log = re.compile(
-        rf"log: (logs/{re.escape(DATASET)}/(?:train|evaluate)_model/([A-Za-z0-9_.-]+)\.log)"
+        rf"log: (logs/{re.escape(dataset)}/(?:train|evaluate)_model/([A-Za-z0-9_.-]+)\.log)"
     )
     failed = {}
     for block in re.split(r"Error in rule\s", text)[1:]:
@@ -210,23 +221,30 @@ def failed_models(logfiles):
 
 
 def partial_report(logfiles):
-    """The comparison after a failed run: failed models listed as failed, not left out."""
-    failed = failed_models(logfiles)
+    """The comparison of each data set after a failed run: failed models listed as failed, not
+    left out."""
+    for dataset in DATASETS:
+        partial_report_of(logfiles, dataset)
+
+
+def partial_report_of(logfiles, dataset):
+    failed = failed_models(logfiles, dataset)
     if not failed:
         return  # no model failed (e.g. the data step): the last complete table still holds
     for model in MODELS:  # a model never reached (the run stopped first) has no result either
         done = all(
-            os.path.exists(STAGES[(rule, model)].outs[key])
+            os.path.exists(STAGES[(rule, dataset, model)].outs[key])
             for rule, key in (("train_model", "summary"), ("evaluate_model", "metrics"))
         )
         if not done and model not in failed:
             failed[model] = "not run (an earlier step failed)"
-    outs = STAGES[("build_report", None)].outs
-    log_path = f"logs/{DATASET}/build_report.log"
+    stage = STAGES[("build_report", dataset, None)]
+    outs = stage.outs
+    log_path = f"logs/{dataset}/build_report.log"
     if os.path.exists(outs["summary"]):  # the one-line summary of a complete run only
         os.remove(outs["summary"])
     states = " ".join(shlex.quote(f"{m}={s}") for m, s in failed.items())
-    cmd = STAGES[("build_report", None)].command()
+    cmd = stage.command()
     try:  # shell() formats its command: braces (of --set JSON) must be doubled to stay literal
         shell(f"{cmd} --failed {states} > {log_path} 2>&1".replace("{", "{{").replace("}", "}}"))
         print(f"Failed models: {', '.join(failed)}; {outs['csv']} lists them as such.")
