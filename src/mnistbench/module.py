@@ -77,10 +77,10 @@ class Classifier(L.LightningModule):
         settings: dict[str, Any],
         pixel_mean: float,
         pixel_std: float,
-        classes: list[str],
+        classes: list[str] | None = None,
     ) -> Classifier:
         """The module for one model's resolved settings (``mnistbench.config.resolve_model``)
-        on a data set of these ``classes``."""
+        on a data set of these ``classes`` (default: the ten digits)."""
         return cls(
             net=net,
             arch=settings["arch"],
