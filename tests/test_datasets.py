@@ -228,6 +228,39 @@ def test_summary_across_data_sets(tmp_path: Path) -> None:
         summarize_datasets(tables, out)
 
 
+def test_adding_a_data_set_changes_nothing_of_those_already_run(tmp_path: Path) -> None:
+    """The stages of mnist alone and of mnist among several: the same params, code, data and
+    outputs (what Snakemake and DVC rerun on); only the commands name the data set."""
+    from mnistbench.config import deep_merge, load_config
+    from mnistbench.dvc import dvc_yaml
+    from mnistbench.pipeline import stages
+    from tests.conftest import ROOT
+
+    files = [str(ROOT / "config/config.yaml")]
+    raw = load_config(*files)
+    alone = {(s.rule, s.run): s for s in stages(_validated(), raw, files)}
+    several = ["mnist", "kmnist"]
+    raw2 = deep_merge(raw, {"datasets": several})
+    both = {
+        (s.rule, s.dataset, s.run): s for s in stages(_validated(datasets=several), raw2, files)
+    }
+    assert len(both) == 2 * len(alone) + 1
+    for (rule, run), s in alone.items():
+        t = both[(rule, "mnist", run)]
+        assert (t.params, t.code, t.deps, t.outs) == (s.params, s.code, s.deps, s.outs), rule
+    train = both[("train_model", "kmnist", "cnn")]
+    assert '"dataset":"kmnist"' in train.command() and train.params["dataset"] == "kmnist"
+    assert train.deps["prepare_train"] == ["data/kmnist/prepared/train.pt"]
+    summary = both[("summarize_datasets", None, None)]
+    assert summary.deps == {"report_csv": [f"results/{d}/comparison.csv" for d in several]}
+    assert summary.outs == {"csv": "results/datasets.csv", "md": "results/datasets.md"}
+    # DVC: one data set per dvc.yaml
+    overlay = tmp_path / "several.yaml"
+    overlay.write_text(yaml.safe_dump({"datasets": several}))
+    with pytest.raises(ConfigError, match="dvc.yaml describes one data set"):
+        dvc_yaml([files[0], str(overlay)])
+
+
 # ------------------------------------------------- end to end: two data sets through the mirror
 
 

@@ -266,7 +266,7 @@ def stages(
             # the keys whose overrides its command passes on
             passed = restrict(overrides or {}, [*reads, *step.untracked])
             params = {key: key_value(raw, key) for key in reads}
-            if several and dataset:  # one of several data sets: named in its command
+            if several and "dataset" in reads:  # one of several data sets: named in its command
                 passed["dataset"] = params["dataset"] = dataset
             argv = _argv(step, run, dataset or "", config_files, passed)
             code = tuple(code_files(step.modules, arch))
