@@ -312,3 +312,8 @@ def test_fashion_mnist_and_emnist_letters_run_end_to_end_offline(
         assert row.count(" [") == 2, row  # an F1 with its interval on each data set
     long = pd.read_csv(proj / "results/datasets.csv")
     assert len(long) == 2 * len(MODELS) and long["ci_low"].notna().all()
+    # the HTML report: the summary, then each data set's comparison, on its front page
+    snakemake(proj, "--report", "report.html")
+    html = (proj / "report.html").read_text()
+    assert "Test macro-F1 of each model on each data set" in html and "System Message" not in html
+    assert "Comparison on fashion_mnist" in html and "Comparison on emnist_letters" in html
