@@ -3,6 +3,7 @@
 #   snakemake --cores all --configfile config/smoke.yaml   # offline, on generated digits
 #   snakemake --report results/mnist/report.html           # the HTML report (the run's
 #                                                          # --configfile too: it says so at the end)
+#   snakemake --cores all --config datasets='[mnist, fashion_mnist]'  # + results/datasets.md
 import os
 import sys
 
@@ -31,14 +32,14 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/ensemble.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/summary.smk"
 include: "workflow/rules/use.smk"
 
 
 rule all:
     default_target: True
     input:
-        STAGES[("build_report", None)].outs["csv"],
-        STAGES[("build_report", None)].outs["md"],
+        TARGETS,
 
 
 # SIGTERM or SIGINT to Snakemake stops the running jobs too, resumable (rules/common.smk).

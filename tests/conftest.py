@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
 import http.server
 import os
 import shutil
 import tempfile
-import threading
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -63,32 +61,21 @@ def copy_project(dest: Path) -> Path:
 
 
 @contextmanager
-def serve_synthetic_mnist(
+def serve_synthetic_dataset(
     handler: type[http.server.BaseHTTPRequestHandler],
-    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     seed: int,
+    dataset: str = "mnist",
 ) -> Iterator[str]:
-    """A mirror on 127.0.0.1 serving small generated MNIST files (their md5s become the
-    official ones) through ``handler``, whose class attributes ``files`` (name -> bytes) and
-    ``hits`` (a Counter its routes fill) are set here. Yields the base URL."""
-    from mnistbench.data import download
-    from mnistbench.data.synthetic import write_synthetic
+    """A mirror on 127.0.0.1 serving small generated files of a registered data set, laid out as
+    it publishes them (their md5s become the official ones), through ``handler``, whose class
+    attributes ``files`` (name -> bytes) and ``hits`` (a Counter its routes fill) are set here.
+    Yields the base URL."""
+    from tests.mirror import published_files, serve, use_md5s
 
-    src = tmp_path / "served"
-    write_synthetic(src, 40, 20, seed=seed)
-    files = {}
-    for key, (name, _) in list(download.MNIST_FILES.items()):
-        files[name] = (src / name).read_bytes()
-        monkeypatch.setitem(download.MNIST_FILES, key, (name, hashlib.md5(files[name]).hexdigest()))
+    files = published_files(dataset, seed)
+    use_md5s(monkeypatch, dataset, files)
     monkeypatch.setattr(handler, "files", files, raising=False)
     monkeypatch.setattr(handler, "hits", Counter(), raising=False)
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with serve(handler) as url:
+        yield url

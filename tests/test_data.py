@@ -16,13 +16,15 @@ import numpy as np
 import pytest
 import torch
 
-from mnistbench.data.download import MNIST_FILES, copy_local, download_mnist
+from mnistbench.data.download import download_dataset
 from mnistbench.data.idx import read_idx, read_mnist_pair, write_idx
+from mnistbench.data.local import copy_local
+from mnistbench.data.manifest import MNIST_FILES
 from mnistbench.data.prepare import load_split, prepare_dataset
 from mnistbench.data.synthetic import make_digits, write_synthetic
 from mnistbench.errors import ConfigError, DataError
 from mnistbench.io import read_json
-from tests.conftest import serve_synthetic_mnist
+from tests.conftest import serve_synthetic_dataset
 
 NAMES = [name for name, _ in MNIST_FILES.values()]
 
@@ -335,7 +337,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 @pytest.fixture()
 def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """Serve small synthetic MNIST files; their md5s become the 'official' ones."""
-    with serve_synthetic_mnist(_Handler, tmp_path, monkeypatch, seed=1) as url:
+    with serve_synthetic_dataset(_Handler, monkeypatch, seed=1) as url:
         yield url
 
 
@@ -344,7 +346,7 @@ def test_download_falls_back_to_good_mirror(server: str, tmp_path: Path) -> None
     out.mkdir()
     (out / NAMES[0]).write_bytes(b"\x1f\x8b partial")  # stale partial file gets replaced
     mirrors = [f"{server}/missing/", f"{server}/html", f"{server}/good/"]
-    manifest = download_mnist(out, mirrors, retries=2, timeout=5, backoff=0)
+    manifest = download_dataset(out, mirrors, retries=2, timeout=5, backoff=0)
     assert sorted(p.name for p in out.iterdir()) == sorted([*NAMES, "manifest.json"])
     assert manifest == read_json(out / "manifest.json")
     assert manifest["source"] == "download" and manifest["origin"] == f"{server}/good/"
@@ -353,17 +355,17 @@ def test_download_falls_back_to_good_mirror(server: str, tmp_path: Path) -> None
     # 404 and HTML are permanent failures: tried once per file, not `retries` times.
     assert _Handler.hits["missing"] == 4 and _Handler.hits["html"] == 4
     # Second run: every file verified by md5, so no mirror is needed at all.
-    again = download_mnist(out, [f"{server}/missing/"], retries=1, timeout=5, backoff=0)
+    again = download_dataset(out, [f"{server}/missing/"], retries=1, timeout=5, backoff=0)
     assert again["origin"] == f"{server}/good/"
     assert _Handler.hits["missing"] == 4
 
 
 def test_download_retries_transient_errors(server: str, tmp_path: Path) -> None:
-    manifest = download_mnist(tmp_path / "raw", [f"{server}/flaky/"], retries=2, backoff=0)
+    manifest = download_dataset(tmp_path / "raw", [f"{server}/flaky/"], retries=2, backoff=0)
     assert manifest["origin"] == f"{server}/flaky/"
     _Handler.hits.clear()
     with pytest.raises(DataError, match="HTTP 503"):
-        download_mnist(tmp_path / "raw2", [f"{server}/flaky/"], retries=1, backoff=0)
+        download_dataset(tmp_path / "raw2", [f"{server}/flaky/"], retries=1, backoff=0)
 
 
 def test_download_all_mirrors_fail(server: str, tmp_path: Path) -> None:
@@ -376,7 +378,7 @@ def test_download_all_mirrors_fail(server: str, tmp_path: Path) -> None:
         "http://127.0.0.1:1/",  # nothing listens on port 1: connection refused
     ]
     with pytest.raises(DataError) as info:
-        download_mnist(out, mirrors, retries=1, timeout=0.3, backoff=0)
+        download_dataset(out, mirrors, retries=1, timeout=0.3, backoff=0)
     msg = str(info.value)
     assert NAMES[0] in msg and "data.local_dir" in msg and "network" in msg
     for mirror in mirrors:
@@ -386,10 +388,14 @@ def test_download_all_mirrors_fail(server: str, tmp_path: Path) -> None:
 
 
 def test_download_config_errors(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="data.mirrors"):
-        download_mnist(tmp_path, [], retries=1)
+    from dataclasses import replace
+
+    from mnistbench.data.registry import REGISTRY
+
+    with pytest.raises(ConfigError, match="data.mirrors"):  # none given, none official
+        download_dataset(tmp_path, [], retries=1, ds=replace(REGISTRY["mnist"], mirrors=()))
     with pytest.raises(ConfigError, match="retries"):
-        download_mnist(tmp_path, ["http://127.0.0.1:1/"], retries=0)
+        download_dataset(tmp_path, ["http://127.0.0.1:1/"], retries=0)
 
 
 # ---------------------------------------------------------------------------- local copy

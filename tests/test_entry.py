@@ -27,13 +27,13 @@ def stage(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 def test_missing_raw_files_name_the_file(project_root: Path, tmp_path: Path) -> None:
     config = load_config(project_root / "config/config.yaml")
-    config["dataset"] = "nowhere"
+    config["dataset"] = "kmnist"  # not downloaded
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
     proc = stage(tmp_path, "prepare", "--configfile", "c.yaml")
     assert proc.returncode == 2
-    assert "mnistbench error:" in proc.stderr and "data/nowhere/raw" in proc.stderr
+    assert "mnistbench error:" in proc.stderr and "data/kmnist/raw" in proc.stderr
     assert "Traceback" not in proc.stderr
-    assert not (tmp_path / "data/nowhere/prepared").exists()
+    assert not (tmp_path / "data/kmnist/prepared").exists()
 
 
 def test_a_stage_reads_the_config_files_and_set_over_them(project_root: Path) -> None:

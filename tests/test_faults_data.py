@@ -18,11 +18,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mnistbench.data import download
-from mnistbench.data.download import MNIST_FILES, copy_local, download_mnist
+from mnistbench.data.download import download_dataset
 from mnistbench.data.idx import read_idx, read_mnist_pair, write_idx
+from mnistbench.data.local import copy_local
+from mnistbench.data.manifest import MNIST_FILES
 from mnistbench.data.synthetic import write_synthetic
 from mnistbench.errors import DataError, MnistbenchError
-from tests.conftest import serve_synthetic_mnist
+from tests.conftest import serve_synthetic_dataset
 
 NAMES = [name for name, _ in MNIST_FILES.values()]
 _real_sleep = time.sleep  # the server keeps sleeping while the tests record the client's waits
@@ -87,7 +89,7 @@ class _Mirror(http.server.BaseHTTPRequestHandler):
 @pytest.fixture()
 def mirror(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A mirror on 127.0.0.1 serving small generated files, whose md5s become the official."""
-    with serve_synthetic_mnist(_Mirror, tmp_path, monkeypatch, seed=3) as url:
+    with serve_synthetic_dataset(_Mirror, monkeypatch, seed=3) as url:
         yield url
 
 
@@ -104,7 +106,7 @@ def test_transient_failures_are_retried_with_backoff_then_next_mirror(
     mirror: str, tmp_path: Path, sleeps: list[float], route: str
 ) -> None:
     out = tmp_path / "raw"
-    manifest = download_mnist(
+    manifest = download_dataset(
         out, [f"{mirror}/{route}/", f"{mirror}/good/"], retries=3, timeout=0.4, backoff=0.5
     )
     assert manifest["origin"] == f"{mirror}/good/"
@@ -117,12 +119,12 @@ def test_transient_failures_are_retried_with_backoff_then_next_mirror(
 def test_permanent_failures_go_straight_to_the_next_mirror(
     mirror: str, tmp_path: Path, sleeps: list[float], route: str
 ) -> None:
-    download_mnist(tmp_path / "raw", [f"{mirror}/{route}/", f"{mirror}/good/"], retries=3)
+    download_dataset(tmp_path / "raw", [f"{mirror}/{route}/", f"{mirror}/good/"], retries=3)
     assert _Mirror.hits[route] == len(NAMES) and sleeps == []
 
 
 def test_flaky_mirror_succeeds_on_retry(mirror: str, tmp_path: Path, sleeps: list[float]) -> None:
-    manifest = download_mnist(tmp_path / "raw", [f"{mirror}/flaky/"], retries=2, backoff=0.25)
+    manifest = download_dataset(tmp_path / "raw", [f"{mirror}/flaky/"], retries=2, backoff=0.25)
     assert manifest["origin"] == f"{mirror}/flaky/" and sleeps == [0.25] * len(NAMES)
 
 
@@ -141,7 +143,7 @@ def test_failed_download_names_the_file_and_leaves_nothing(
 ) -> None:
     out = tmp_path / "raw"
     with pytest.raises(DataError) as info:
-        download_mnist(out, [f"{mirror}/{route}/"], retries=2, timeout=0.4, backoff=0.1)
+        download_dataset(out, [f"{mirror}/{route}/"], retries=2, timeout=0.4, backoff=0.1)
     msg = str(info.value)
     assert NAMES[0] in msg and needle in msg and "data.local_dir" in msg, msg
     assert _files(out) == []  # neither a partial file under the final name nor a temp file
@@ -151,9 +153,9 @@ def test_md5_mismatch_of_a_served_file_is_named(
     mirror: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     name, _ = MNIST_FILES["test_labels"]
-    monkeypatch.setitem(download.MNIST_FILES, "test_labels", (name, "0" * 32))
+    monkeypatch.setitem(MNIST_FILES, "test_labels", (name, "0" * 32))
     with pytest.raises(DataError) as info:
-        download_mnist(tmp_path / "raw", [f"{mirror}/good/"], retries=1, backoff=0)
+        download_dataset(tmp_path / "raw", [f"{mirror}/good/"], retries=1, backoff=0)
     msg = str(info.value)
     assert name in msg and "does not match the official" in msg
     assert name not in _files(tmp_path / "raw")
@@ -162,7 +164,7 @@ def test_md5_mismatch_of_a_served_file_is_named(
 def test_the_real_timeout_is_short_enough_to_move_on(mirror: str, tmp_path: Path) -> None:
     """No monkeypatched sleep: a slow mirror costs about retries x timeout, then the next one."""
     t0 = time.perf_counter()
-    download_mnist(
+    download_dataset(
         tmp_path / "raw",
         [f"{mirror}/slow/", f"{mirror}/good/"],
         retries=2,
@@ -173,6 +175,11 @@ def test_the_real_timeout_is_short_enough_to_move_on(mirror: str, tmp_path: Path
 
 
 # -------------------------------------------------------------------------- local files
+
+
+def _local(src: Path) -> dict:
+    """A config whose MNIST files come from ``src``."""
+    return {"dataset": "mnist", "data": {"source": "official", "local_dir": str(src)}}
 
 
 def _mnist_like(directory: Path, n: int = 30) -> Path:
@@ -209,7 +216,7 @@ def test_wrong_dimensions_name_the_magic_and_the_dimensions(tmp_path: Path) -> N
     (src / NAMES[0]).write_bytes(gzip.compress(raw[:3] + b"\x02" + raw[4:]))
     not_copied = {"manifest": str(tmp_path / "raw/manifest.json")}  # none yet
     for check in (
-        lambda: check_local_dir({"source": "mnist", "local_dir": str(src)}, not_copied),
+        lambda: check_local_dir(_local(src), not_copied),
         lambda: copy_local(src, tmp_path / "raw"),
     ):
         with pytest.raises(DataError) as info:
@@ -231,7 +238,7 @@ def test_a_local_dir_not_yet_copied_is_read_whole_before_any_job(tmp_path: Path)
     whole = (src / NAMES[0]).read_bytes()
     (src / NAMES[0]).write_bytes(whole[: len(whole) * 2 // 3])
     with pytest.raises(DataError, match=rf"{NAMES[0]}: corrupt or truncated gzip stream"):
-        check_local_dir({"source": "mnist", "local_dir": str(src)}, {"manifest": "none.json"})
+        check_local_dir(_local(src), {"manifest": "none.json"})
 
 
 def test_labels_outside_0_to_9_name_the_file(tmp_path: Path) -> None:

@@ -75,7 +75,7 @@ def project(tmp_path_factory: pytest.TempPathFactory, user_dir: Path) -> Path:
     proj = tiny_project(tmp_path_factory.mktemp("inputs"))
     cfg = yaml.safe_load((proj / "config/config.yaml").read_text())
     cfg["dataset"] = "local"
-    cfg["data"].update(source="mnist", local_dir=str(user_dir))
+    cfg["data"].update(source="official", local_dir=str(user_dir))
     (proj / "config/config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     run(proj)
     return proj

@@ -60,6 +60,11 @@ def check_model_kwargs(
     fails the dry run, not the train job."""
     if not kwargs:
         return
+    if "num_classes" in kwargs:
+        raise ConfigError(
+            f"models.{name}.model_kwargs.num_classes: the number of classes comes from the data "
+            "set (its class names, recorded with the prepared data); remove it"
+        )
     accepted, takes_any = builder_parameters(source, arch)
     unknown = [key for key in kwargs if key not in accepted]
     if unknown and not takes_any:

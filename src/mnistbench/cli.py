@@ -7,6 +7,7 @@ stages and people alike, and the tools around them.
     mnistbench evaluate --model cnn
     mnistbench ensemble --ensemble cnn-ensemble   # with seeds: cnn's seed runs combined
     mnistbench report
+    mnistbench summarize                      # with datasets: [...], model x data set
     mnistbench tune --model cnn               # on request: learning-rate and batch-size finders
     mnistbench train --configfile config/config.yaml config/smoke.yaml --model cnn
     mnistbench predict results/mnist/models/cnn digit.png photo.jpg --out preds.csv
@@ -35,13 +36,14 @@ from mnistbench.signals import stopped_by_signals
 
 DEFAULT_CONFIG = "config/config.yaml"
 STAGE_HELP = {
-    "download": "get the raw MNIST files (download, local copy or generated) and their manifest",
+    "download": "get the data set's raw files (downloaded, copied or generated), their manifest",
     "prepare": "IDX files -> uint8 tensors and the seeded validation split",
     "train": "train one run (a model, or one seed or sweep point of it)",
     "evaluate": "score one trained run on the test set, with its costs",
     "ensemble": "combine runs: members and weights chosen on validation, scored on the test set",
     "report": "the comparison of every run: table, statistics, figures, provenance",
     "tune": "learning-rate and batch-size finders for one run",
+    "summarize": "the test F1 of every model on every data set of `datasets`, in one table",
 }
 
 

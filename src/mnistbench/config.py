@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from mnistbench.checks import check_model_kwargs, check_model_name, yaml_numbers
+from mnistbench.datasets import check_data
 from mnistbench.errors import ConfigError, did_you_mean
 from mnistbench.runs import apply_only, apply_seeds, check_across, expand_sweeps
 
@@ -25,8 +26,6 @@ from mnistbench.runs import apply_only, apply_seeds, check_across, expand_sweeps
 SCHEMA_PATH = Path(__file__).resolve().parent / "schema" / "config.schema.yaml"
 SCHEMA_REF = "workflow/schemas/config.schema.yaml"
 MODELS_DIR = Path(__file__).resolve().parent / "models"
-# Training images of the official MNIST training file (data.source = mnist).
-MNIST_TRAIN_SIZE = 60000
 
 
 def _schema_error_line(err: Any, prefix: str = "") -> str:
@@ -224,7 +223,7 @@ def check_semantics(config: dict[str, Any], schema: dict[str, Any]) -> None:
         arch = resolved["arch"]
         check_model_kwargs(name, arch, architecture_file(arch), resolved["model_kwargs"])
         _check_swa(name, resolved)
-    _check_val_size(config)
+    check_data(config)
 
 
 def _check_swa(name: str, resolved: Mapping[str, Any]) -> None:
@@ -255,23 +254,6 @@ def swa_start_epoch(swa: Mapping[str, Any], max_epochs: int) -> int:
     of ``max_epochs``. Training passes this epoch to Lightning: the check and the run agree."""
     start = swa["epoch_start"]
     return int(max_epochs * start) if start < 1 else int(start)
-
-
-def _check_val_size(config: Mapping[str, Any]) -> None:
-    """The validation split must leave training images (checked here, before any job runs)."""
-    data = config.get("data") or {}
-    val_size = data.get("val_size")
-    if not isinstance(val_size, int):
-        return
-    if data.get("source") == "synthetic":
-        n_train, key = (data.get("synthetic") or {}).get("n_train"), "data.synthetic.n_train"
-    else:
-        n_train, key = MNIST_TRAIN_SIZE, "the official MNIST training file"
-    if isinstance(n_train, int) and val_size >= n_train:
-        raise ConfigError(
-            f"data.val_size = {val_size} is not smaller than the training set ({key}: "
-            f"{n_train} images); lower data.val_size"
-        )
 
 
 def load_validated(*paths: str | Path) -> dict[str, Any]:

@@ -24,7 +24,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from mnistbench.config import schema_default
-from mnistbench.data.prepare import load_split
+from mnistbench.data.prepare import load_split, prepared_classes
 
 
 class TensorBatches(Dataset):
@@ -124,9 +124,10 @@ class MNISTDataModule(L.LightningDataModule):
         self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def setup(self, stage: str | None = None) -> None:
+        num_classes = len(prepared_classes(self.prepared_dir))
         for split in ("train", "val", "test"):
             if split not in self.splits:
-                self.splits[split] = load_split(self.prepared_dir / f"{split}.pt")
+                self.splits[split] = load_split(self.prepared_dir / f"{split}.pt", num_classes)
 
     def resident(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         """The split's tensors on the device the trainer runs on (moved there once)."""

@@ -78,12 +78,17 @@ def dvc_yaml(files: Sequence[str] = (PARAMS_FILE,)) -> str:
     files = [str(f) for f in files]
     raw = load_config(*files)
     config = validate_config(copy.deepcopy(raw))
+    if config["datasets"]:
+        raise ConfigError(
+            f"datasets: {config['datasets']}: dvc.yaml describes one data set; run several with "
+            "Snakemake, or write one dvc.yaml per data set (`dataset` set, `datasets` empty)"
+        )
     in_params_file = load_config(files[0])
     table = [s for s in stages(config, raw, files) if s.step.target]
     body: dict[str, Any] = {}
     for step in (s for s in STEPS if s.target):
         instances = [s for s in table if s.step is step]
-        if not instances:  # no ensemble without seeds or ensemble.across
+        if not instances:  # no ensemble without seeds or ensemble.across; no summary here
             continue
         if not step.per_run and not step.per_ensemble:
             body[step.dvc] = _render(instances[0], files, in_params_file)

@@ -15,7 +15,6 @@ import numpy as np
 import torch
 
 from mnistbench.config import schema_default
-from mnistbench.data.idx import NUM_CLASSES
 from mnistbench.data.prepare import load_split
 from mnistbench.io import atomic_path, pyplot, write_figure, write_json, write_text
 from mnistbench.metrics import confusion_matrix, scores
@@ -38,7 +37,7 @@ def predict_proba(
     for start in range(0, images.shape[0], batch_size):
         batch = images[start : start + batch_size].to(device)
         out.append(torch.softmax(model(batch).float(), dim=1).cpu())
-    return torch.cat(out) if out else torch.empty(0, NUM_CLASSES)
+    return torch.cat(out) if out else torch.empty(0, model.num_classes)
 
 
 def count_macs(net: torch.nn.Module, image_shape: tuple[int, ...] = (1, 28, 28)) -> int:
@@ -98,19 +97,26 @@ def text_colour(rgba: tuple[float, ...]) -> str:
     return "black" if 0.2126 * r + 0.7152 * g + 0.0722 * b > 0.5 else "white"
 
 
-def plot_confusion(cm: np.ndarray, title: str, path: str | Path) -> None:
+def plot_confusion(
+    cm: np.ndarray, title: str, path: str | Path, classes: list[str] | None = None
+) -> None:
+    """The confusion matrix, its axes labelled with the class names (default: the indices)."""
     plt = pyplot()
 
-    fig, ax = plt.subplots(figsize=(5.2, 4.6))
+    k = cm.shape[0]
+    side = max(1.0, k / 10)  # 47 classes get a larger figure and smaller numbers
+    fig, ax = plt.subplots(figsize=(5.2 * side, 4.6 * side))
     # Log colour scale: the diagonal holds ~1000 images, the errors a handful.
     image = ax.imshow(np.log1p(cm), cmap="Blues")
-    for i in range(cm.shape[0]):
-        for j in range(cm.shape[1]):
+    size = 7 / side**0.5
+    for i in range(k):
+        for j in range(k):
             if cm[i, j]:
                 colour = text_colour(image.cmap(image.norm(np.log1p(cm[i, j]))))
-                ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=7, color=colour)
-    ax.set_xticks(range(cm.shape[1]))
-    ax.set_yticks(range(cm.shape[0]))
+                ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=size, color=colour)
+    names = classes or [str(i) for i in range(k)]
+    ax.set_xticks(range(k), names, rotation=90 if max(map(len, names)) > 2 else 0, fontsize=8)
+    ax.set_yticks(range(k), names, fontsize=8)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title)
@@ -118,14 +124,22 @@ def plot_confusion(cm: np.ndarray, title: str, path: str | Path) -> None:
     write_figure(fig, path)
 
 
-def _write_predictions(
-    out: Path, cm: np.ndarray, labels: np.ndarray, preds: np.ndarray, proba: np.ndarray
-) -> None:
-    """confusion.csv, predictions.csv (actual,predicted per image) and predictions.npz."""
-    header = ",".join(["true\\pred"] + [str(i) for i in range(cm.shape[1])])
-    rows = [",".join([str(i)] + [str(v) for v in row]) for i, row in enumerate(cm)]
+def _csv_cell(text: str) -> str:
+    return f'"{text}"' if any(c in text for c in ',"\n') else text
+
+
+def write_predictions(
+    out: Path, labels: np.ndarray, preds: np.ndarray, proba: np.ndarray, classes: list[str]
+) -> np.ndarray:
+    """confusion.csv, predictions.csv (actual,predicted per image, by class name) and
+    predictions.npz (labels, predictions, probabilities and the class names); returns the
+    confusion matrix (rows: true class)."""
+    cm = confusion_matrix(labels, preds, len(classes))
+    names = [_csv_cell(c) for c in classes]
+    header = ",".join(["true\\pred", *names])
+    rows = [",".join([names[i]] + [str(v) for v in row]) for i, row in enumerate(cm)]
     write_text(out / "confusion.csv", "\n".join([header, *rows]) + "\n")
-    pairs = "".join(f"{t},{p}\n" for t, p in zip(labels.tolist(), preds.tolist(), strict=True))
+    pairs = "".join(f"{names[t]},{names[p]}\n" for t, p in zip(labels, preds, strict=True))
     write_text(out / "predictions.csv", "actual,predicted\n" + pairs)
     with atomic_path(out / "predictions.npz") as tmp, open(tmp, "wb") as fh:
         np.savez_compressed(
@@ -133,7 +147,9 @@ def _write_predictions(
             labels=labels.astype(np.uint8),
             preds=preds.astype(np.uint8),
             proba=proba.astype(np.float32),
+            classes=np.asarray(classes, dtype=str),
         )
+    return cm
 
 
 def write_val_predictions(
@@ -141,7 +157,7 @@ def write_val_predictions(
 ) -> float:
     """The validation split's labels, predictions and probabilities (``predictions.npz``), from
     which the ensemble stage chooses its members; returns the validation F1."""
-    images, labels = load_split(val_split)
+    images, labels = load_split(val_split, model.num_classes)
     proba = predict_proba(model.to(device), images, batch_size).numpy()
     preds = proba.argmax(axis=1)
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
@@ -151,7 +167,7 @@ def write_val_predictions(
             preds=preds.astype(np.uint8),
             proba=proba.astype(np.float32),
         )
-    return float(scores(confusion_matrix(labels.numpy(), preds))["f1_macro"])
+    return float(scores(confusion_matrix(labels.numpy(), preds, model.num_classes))["f1_macro"])
 
 
 def costs(
@@ -196,14 +212,15 @@ def evaluate(
     ``latency_threads``), and the checkpoint's size in bytes."""
     out = Path(out_dir)
     model = Classifier.from_checkpoint(checkpoint)
-    images, labels = load_split(test_split)
+    classes = list(model.hparams.classes)
+    images, labels = load_split(test_split, len(classes))
     # Scores on the GPU when there is one (resnet18's 10,000 test images take ~10 s on one CPU
     # thread); the latencies below are CPU figures either way.
     device = "cuda" if torch.cuda.is_available() else "cpu"
     proba = predict_proba(model.to(device), images, batch_size)
     preds = proba.argmax(dim=1).numpy()
     y = labels.numpy()
-    cm = confusion_matrix(y, preds)
+    cm = write_predictions(out, y, preds, proba.numpy(), classes)
     metrics = scores(cm)
     result = {
         "n_test": int(y.shape[0]),
@@ -219,12 +236,13 @@ def evaluate(
         "arch": model.hparams.arch,
         "checkpoint": str(checkpoint),
         "f1_per_class": metrics["f1_per_class"],
+        "classes": classes,
     }
-    _write_predictions(out, cm, y, preds, proba.numpy())
     if val_split is not None and val_predictions is not None:
         val_f1 = write_val_predictions(model, val_split, val_predictions, batch_size, device)
         log.info("%s: validation F1 %.4f (predictions in %s)", model_name, val_f1, val_predictions)
-    plot_confusion(cm, f"{model_name}: test F1 {result['test_f1']:.4f}", out / "confusion.png")
+    title = f"{model_name}: test F1 {result['test_f1']:.4f}"
+    plot_confusion(cm, title, out / "confusion.png", classes)
     # metrics.json holds numbers only (DVC's metrics: one column each in `dvc exp show`)
     write_json(out / "details.json", details)
     write_json(out / "metrics.json", result)

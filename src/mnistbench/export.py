@@ -2,8 +2,8 @@
 
 The ONNX graph takes ``images``: float32 [batch, 1, 28, 28] with pixel values in [0, 1] (what
 torchvision's ``ToTensor`` gives; white digit on black, as MNIST), and returns ``logits``:
-float32 [batch, 10]. The run's normalisation (training-set mean and std) is inside the graph,
-so a consumer needs nothing else. The batch dimension is dynamic.
+float32 [batch, classes] (10 for MNIST). The run's normalisation (training-set mean and std) is
+inside the graph, so a consumer needs nothing else. The batch dimension is dynamic.
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ def check_onnx(
     import onnxruntime as ort
 
     classifier = load_classifier(model)
-    images, _ = load_split(test_split)
+    images, _ = load_split(test_split, classifier.num_classes)
     images = images[:n_images]
     if images.shape[0] == 0:
         raise MnistbenchError(f"{test_split}: no images to check the export on")

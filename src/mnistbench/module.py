@@ -4,8 +4,11 @@ The network is injected (``net``) so architectures stay plain ``nn.Module`` file
 architecture name and its kwargs are saved as hyperparameters so a checkpoint alone is
 enough to rebuild the model (``Classifier.from_checkpoint``).
 
+The data set's class names (``classes``) are saved too: the network has one output per class,
+and evaluation, the report and predict name the labels by them.
+
 Speed: batches arrive as uint8 and are augmented and normalised here, on the device that
-trains, as whole batches. Training and validation accuracy and F1 come from a 10x10 confusion
+trains, as whole batches. Training and validation accuracy and F1 come from a KxK confusion
 matrix accumulated on the device with one ``bincount`` per step; once per epoch it is summed over
 the processes and scored by ``mnistbench.metrics`` (the definition evaluation and the report
 use), so a step costs little more than the network's own forward and backward pass.
@@ -22,7 +25,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from mnistbench.data.idx import NUM_CLASSES
+from mnistbench.data.registry import DIGITS
 from mnistbench.errors import TrainingError
 from mnistbench.hardware import optimizer_for
 from mnistbench.metrics import accuracy, macro_f1
@@ -43,12 +46,18 @@ class Classifier(L.LightningModule):
         channels_last: bool,
         compile: bool,
         net: nn.Module | None = None,
+        classes: list[str] | None = None,
     ) -> None:
         """The settings are a model's resolved ``train`` keys (``from_settings``); ``net`` is the
-        built architecture (rebuilt from ``arch`` and ``model_kwargs`` when a checkpoint loads)."""
+        built architecture (rebuilt from ``arch`` and ``model_kwargs`` when a checkpoint loads);
+        ``classes`` the data set's class names (a checkpoint without them: the ten digits)."""
         super().__init__()
-        self.save_hyperparameters(ignore=["net"])
-        self.net = net if net is not None else build_model(arch, **model_kwargs)
+        classes = list(classes or DIGITS)
+        self.save_hyperparameters(ignore=["net"])  # with ``classes`` as set here
+        self.num_classes = len(classes)
+        if net is None:
+            net = build_model(arch, num_classes=self.num_classes, **model_kwargs)
+        self.net = net
         self.optimizer_cfg = optimizer
         self.scheduler_cfg = scheduler
         self.augment_cfg = augment if augment["enabled"] else None
@@ -63,9 +72,15 @@ class Classifier(L.LightningModule):
 
     @classmethod
     def from_settings(
-        cls, net: nn.Module, settings: dict[str, Any], pixel_mean: float, pixel_std: float
+        cls,
+        net: nn.Module,
+        settings: dict[str, Any],
+        pixel_mean: float,
+        pixel_std: float,
+        classes: list[str] | None = None,
     ) -> Classifier:
-        """The module for one model's resolved settings (``mnistbench.config.resolve_model``)."""
+        """The module for one model's resolved settings (``mnistbench.config.resolve_model``)
+        on a data set of these ``classes`` (default: the ten digits)."""
         return cls(
             net=net,
             arch=settings["arch"],
@@ -78,6 +93,7 @@ class Classifier(L.LightningModule):
             augment=settings["augment"],
             channels_last=settings["channels_last"],
             compile=settings["compile"],
+            classes=classes,
         )
 
     @classmethod
@@ -117,7 +133,7 @@ class Classifier(L.LightningModule):
 
     def _reset(self, split: str) -> None:
         self.sums[split] = (
-            torch.zeros(NUM_CLASSES**2, dtype=torch.long, device=self.device),
+            torch.zeros(self.num_classes**2, dtype=torch.long, device=self.device),
             torch.zeros((), device=self.device),
         )
 
@@ -126,7 +142,7 @@ class Classifier(L.LightningModule):
         if split not in self.sums:
             self._reset(split)
         confusion, loss_sum = self.sums[split]
-        pairs = labels * NUM_CLASSES + logits.argmax(dim=1)
+        pairs = labels * self.num_classes + logits.argmax(dim=1)
         # index_add_, not bincount: bincount on a GPU reads its input's maximum back to the
         # host, a synchronisation at every step.
         confusion.index_add_(0, pairs, torch.ones_like(pairs, dtype=confusion.dtype))
@@ -139,7 +155,7 @@ class Classifier(L.LightningModule):
             return None
         reduce = self.trainer.strategy.reduce
         confusion, loss_sum = (reduce(t.clone(), reduce_op="sum") for t in self.sums[split])
-        cm = confusion.view(NUM_CLASSES, NUM_CLASSES).cpu().numpy()
+        cm = confusion.view(self.num_classes, self.num_classes).cpu().numpy()
         seen = cm.sum()
         if seen == 0:
             return None

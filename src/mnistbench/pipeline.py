@@ -1,11 +1,13 @@
 """The pipeline, defined once: every stage of a run, with its command, code, data, params, outputs.
 
 ``stages(config, raw, config_files)`` lists the stage instances of a validated config (after
-``only``, ``seeds`` and sweeps expanded it): one download, one prepare, one train and one evaluate
-per run, one build_ensemble per ensemble (``mnistbench.runs.ensembles``), one report, and the
-on-request tune and export per run. Both orchestrators are driven from this table: the Snakemake
-rules (``workflow/rules/common.smk``) and ``mnistbench dvc-yaml`` (``mnistbench.dvc``);
-``tests/test_pipeline.py`` checks that the two DAGs agree.
+``only``, ``seeds`` and sweeps expanded it): per data set one download, one prepare, one train
+and one evaluate per run, one build_ensemble per ensemble (``mnistbench.runs.ensembles``), one
+report, and the on-request tune and export per run; with ``datasets``, each of them, then one
+summary across them. Both orchestrators are driven from this table: the Snakemake rules
+(``workflow/rules/common.smk``) and ``mnistbench dvc-yaml`` (``mnistbench.dvc``);
+``tests/test_pipeline.py`` checks that the two DAGs agree. The output paths are
+``mnistbench.paths``'s.
 
 - **command**: ``mnistbench <stage>`` with the config files (and the stage's share of
   Snakemake's ``--config`` overrides); the stage finds its files from the config.
@@ -22,73 +24,18 @@ import os
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import product
 from typing import Any
 
 from mnistbench.codedeps import code_files
 from mnistbench.config import architecture
 from mnistbench.configkeys import key_value, restrict
-from mnistbench.data.manifest import MANIFEST_NAME, MNIST_FILES
+from mnistbench.datasets import dataset_names
+from mnistbench.paths import OUTPUTS, outputs
 from mnistbench.runs import ensembles
 
 # The config keys that say which runs there are (``only``, ``seeds``, sweeps under ``models``).
 RUN_KEYS = ("only", "seeds", "models")
-RUN = "results/{dataset}/models/{model}"
-ENSEMBLE = "results/{dataset}/ensembles/{ensemble}"
-PREPARED = "data/{dataset}/prepared"
-
-# Each stage's outputs by name, with the {dataset} and {model} wildcards of the Snakemake rules.
-OUTPUTS: dict[str, dict[str, str]] = {
-    "download_data": {
-        **{key: f"data/{{dataset}}/raw/{name}" for key, (name, _) in MNIST_FILES.items()},
-        "manifest": f"data/{{dataset}}/raw/{MANIFEST_NAME}",
-    },
-    "prepare_data": {
-        **{split: f"{PREPARED}/{split}.pt" for split in ("train", "val", "test")},
-        "stats": f"{PREPARED}/stats.json",
-    },
-    "train_model": {
-        "ckpt": f"{RUN}/model.ckpt",
-        "metrics": f"{RUN}/metrics.csv",
-        "config": f"{RUN}/config.yaml",
-        "summary": f"{RUN}/summary.json",
-        # DVCLive's last value and per-step series of each metric (mnistbench.loggers)
-        "live_metrics": f"{RUN}/dvclive/metrics.json",
-        "live_plots": f"{RUN}/dvclive/plots",
-    },
-    "evaluate_model": {
-        "metrics": f"{RUN}/test/metrics.json",  # numbers only: DVC's metrics
-        "details": f"{RUN}/test/details.json",  # the rest: names, paths, per-class F1
-        "confusion": f"{RUN}/test/confusion.csv",
-        "confusion_png": f"{RUN}/test/confusion.png",
-        "predictions": f"{RUN}/test/predictions.npz",
-        "predictions_csv": f"{RUN}/test/predictions.csv",  # what DVC's confusion plot reads
-        "val_predictions": f"{RUN}/val/predictions.npz",  # what ensembles are chosen on
-    },
-    "build_ensemble": {
-        "metrics": f"{ENSEMBLE}/test/metrics.json",
-        "predictions": f"{ENSEMBLE}/test/predictions.npz",
-    },
-    "build_report": {
-        "csv": "results/{dataset}/comparison.csv",
-        "md": "results/{dataset}/comparison.md",
-        "seeds": "results/{dataset}/seeds.csv",
-        "scores_table": "results/{dataset}/tables/scores.csv",  # the report's front page
-        "costs_table": "results/{dataset}/tables/costs.csv",
-        "summary": "results/{dataset}/summary.json",
-        "curves": "results/{dataset}/figures/learning_curves.png",
-        "f1_params": "results/{dataset}/figures/f1_vs_params.png",
-        "f1_ci": "results/{dataset}/figures/f1_ci.png",
-        "pareto": "results/{dataset}/figures/pareto.png",
-        "gallery": "results/{dataset}/figures/misclassified.png",
-        "provenance_csv": "results/{dataset}/provenance.csv",
-        "provenance_json": "results/{dataset}/provenance.json",
-    },
-    "export_model": {"onnx": f"{RUN}/export/model.onnx", "check": f"{RUN}/export/check.json"},
-    "tune_model": {
-        "suggestion": f"{RUN}/tune/suggestion.json",
-        "plot": f"{RUN}/tune/lr_finder.png",
-    },
-}
 
 
 @dataclass(frozen=True)
@@ -103,6 +50,7 @@ class Step:
     needs: tuple[tuple[str, str], ...] = ()  # (rule, output) of the steps before it
     per_run: bool = True
     per_ensemble: bool = False  # one instance per ensemble (``run`` is the ensemble's name)
+    per_dataset: bool = True  # else once, across the data sets of ``datasets``
     target: bool = True  # part of the default run (rule all, dvc.yaml); else on request only
     # config keys it reads that cannot change its outputs (how to fetch, not what): in its
     # command, never its params, so that changing them reruns nothing
@@ -114,7 +62,7 @@ STEPS = (
         "download_data",
         "download",
         "download",
-        ("mnistbench.data.download", "mnistbench.data.synthetic"),
+        ("mnistbench.data.download", "mnistbench.data.local", "mnistbench.data.synthetic"),
         ("dataset", "data.source", "data.local_dir", "data.synthetic"),
         per_run=False,
         untracked=("data.mirrors", "data.download_retries", "data.download_timeout_s")
@@ -174,6 +122,16 @@ STEPS = (
         per_run=False,
     ),
     Step(
+        "summarize_datasets",
+        "summarize",
+        "summarize",
+        ("mnistbench.reporting.datasets",),
+        ("datasets",),
+        (("build_report", "csv"),),
+        per_run=False,
+        per_dataset=False,
+    ),
+    Step(
         "tune_model",
         "tune",
         "tune",
@@ -193,8 +151,6 @@ STEPS = (
     ),
 )
 STEP = {step.rule: step for step in STEPS}
-# Outputs that are directories (Snakemake's directory(); DVC tracks them whole).
-DIRECTORIES = {("train_model", "live_plots")}
 
 
 @dataclass(frozen=True)
@@ -202,6 +158,7 @@ class Stage:
     """One stage instance: what both orchestrators run and track for it."""
 
     step: Step
+    dataset: str | None  # None: once across the data sets
     # the run (a model, or a seed or sweep point of one), or the ensemble; None: once per data set
     run: str | None
     argv: tuple[str, ...]  # mnistbench <stage> ...
@@ -217,11 +174,6 @@ class Stage:
     def command(self) -> str:
         """The shell command (``python -m mnistbench``: no installation needed with src/)."""
         return shlex.join(["python", "-m", *self.argv])
-
-
-def outputs(rule: str, dataset: str, run: str | None = None) -> dict[str, str]:
-    """The stage's output paths; ``run`` is its run, or its ensemble for build_ensemble."""
-    return {k: v.format(dataset=dataset, model=run, ensemble=run) for k, v in OUTPUTS[rule].items()}
 
 
 def base_model(raw: Mapping[str, Any], run: str) -> str:
@@ -243,31 +195,34 @@ def stages(
 
     ``config`` is validated (runs expanded), ``raw`` the config files merged (with the overrides)
     as written, whose keys are the params; ``config_files`` and ``overrides`` (Snakemake's
-    ``--config``; each stage gets the part under its keys) go into the commands."""
-    dataset = config["dataset"]
-    runs = list(config["models"])
+    ``--config``; each stage gets the part under its keys) go into the commands. With
+    ``datasets``, every stage of a data set is told its name (``--set {"dataset": ...}``, its
+    ``dataset`` param) and one summary stage follows them all."""
+    several = bool(config.get("datasets"))
+    datasets, runs = dataset_names(config), list(config["models"])
     combined = list(ensembles(config))
     out = []
-    for step in STEPS:
-        instances = runs if step.per_run else combined if step.per_ensemble else [None]
-        for run in instances:
+    for step in (s for s in STEPS if s.per_dataset or several):
+        sets = datasets if step.per_dataset else [None]
+        names = runs if step.per_run else combined if step.per_ensemble else [None]
+        for dataset, run in product(sets, names):
             arch = architecture(config, run) if step.per_run else None
-            per_run = step.per_run
-            reads = [k.format(model=base_model(raw, run)) if per_run else k for k in step.reads]
+            reads = [
+                k.format(model=base_model(raw, run)) if step.per_run else k for k in step.reads
+            ]
             # the keys whose overrides its command passes on; a stage of one run or ensemble
             # also gets those that say which runs exist, to find its own (`--config seeds=...`)
-            given = [*reads, *step.untracked, *(RUN_KEYS if run else ())]
-            out.append(
-                Stage(
-                    step=step,
-                    run=run,
-                    argv=_argv(step, run, dataset, config_files, restrict(overrides or {}, given)),
-                    code=tuple(code_files(step.modules, arch)),
-                    deps=_deps(step, dataset, run, runs, combined),
-                    params={key: key_value(raw, key) for key in reads},
-                    outs=outputs(step.rule, dataset, run),
-                )
+            passed = restrict(
+                overrides or {}, [*reads, *step.untracked, *(RUN_KEYS if run else ())]
             )
+            params = {key: key_value(raw, key) for key in reads}
+            if several and "dataset" in reads:  # one of several data sets: named in its command
+                passed["dataset"] = params["dataset"] = dataset
+            argv = _argv(step, run, dataset or "", config_files, passed)
+            code = tuple(code_files(step.modules, arch))
+            deps = _deps(step, dataset, run, runs, datasets, combined)
+            outs = outputs(step.rule, dataset or "", run)
+            out.append(Stage(step, dataset, run, argv, code, deps, params, outs))
     return out
 
 
@@ -275,7 +230,7 @@ def _argv(
     step: Step, run: str | None, dataset: str, files: Sequence[str], overrides: Mapping[str, Any]
 ) -> tuple[str, ...]:
     if step.rule == "export_model":  # a trained model in, an ONNX file out
-        ins = {name: path for name, (path,) in _deps(step, dataset, run, [run]).items()}
+        ins = {name: path for name, (path,) in _deps(step, dataset, run, [run], []).items()}
         outs = outputs(step.rule, dataset, run)
         model_dir = os.path.dirname(ins["train_ckpt"])
         paths = ("--out", outs["onnx"], "--report", outs["check"])
@@ -289,14 +244,16 @@ def _argv(
 
 def _deps(
     step: Step,
-    dataset: str,
+    dataset: str | None,
     run: str | None,
     runs: Sequence[str],
+    sets: Sequence[str],
     combined: Sequence[str] = (),
 ) -> dict[str, list[str]]:
     """Data files by name (``<step>_<output>``, e.g. ``prepare_train``): per-run outputs of the
     stage's own run, or of every run for an ensemble or a stage that comes once; per-ensemble
-    outputs of every ensemble."""
+    outputs of every ensemble; those of the stage's data set, or of every data set for the
+    summary across them."""
     deps: dict[str, list[str]] = {}
     for rule, key in step.needs:
         if STEP[rule].per_run:
@@ -305,6 +262,9 @@ def _deps(
             sources = combined
         else:
             sources = [None]
+        where = [dataset] if dataset is not None else sets
         if sources:
-            deps[f"{STEP[rule].dvc}_{key}"] = [outputs(rule, dataset, r)[key] for r in sources]
+            deps[f"{STEP[rule].dvc}_{key}"] = [
+                outputs(rule, d, r)[key] for d in where for r in sources
+            ]
     return deps

@@ -21,13 +21,13 @@ import torch
 import yaml
 
 from mnistbench.data.prepare import load_split
+from mnistbench.data.registry import DIGITS
 from mnistbench.errors import MnistbenchError
 from mnistbench.evaluation import predict_proba
 from mnistbench.io import pyplot, write_figure, write_text
-from mnistbench.module import NUM_CLASSES, Classifier
+from mnistbench.module import Classifier
 
 log = logging.getLogger(__name__)
-PROBA_COLUMNS = [f"p{i}" for i in range(NUM_CLASSES)]
 # What an input must have to be read as a digit at all (unlike_mnist): a grey-level spread, a
 # few pixels a side, and ink on a share of the prepared frame that MNIST digits have (on the
 # 60,000 training digits: 4.3% to 44.4% of the pixels above 25).
@@ -189,36 +189,43 @@ def predict_files(
     batch = np.stack(images) if images else np.zeros((0, 28, 28), dtype=np.uint8)
     proba = predict_proba(model, torch.from_numpy(batch)).numpy()
     for i, p in zip(readable, proba, strict=True):
-        rows[i]["label"] = int(p.argmax())
-        rows[i].update({c: float(v) for c, v in zip(PROBA_COLUMNS, p, strict=True)})
+        rows[i].update(labelled(p, model.hparams.classes))
     return rows, batch
+
+
+def labelled(proba: np.ndarray, classes: Sequence[str]) -> dict[str, Any]:
+    """The predicted label, its class name (where the classes are not the digits 0-9) and the
+    probability of each class (p0, p1, ...)."""
+    row: dict[str, Any] = {"label": int(proba.argmax())}
+    if tuple(classes) != DIGITS:
+        row["class"] = classes[row["label"]]
+    row.update({f"p{i}": float(v) for i, v in enumerate(proba)})
+    return row
 
 
 def predict_test_set(
     model: Classifier, test_split: str | Path, limit: int | None = None
 ) -> tuple[list[dict[str, Any]], np.ndarray]:
-    images, labels = load_split(test_split)
+    images, labels = load_split(test_split, model.num_classes)
     if limit:
         images, labels = images[:limit], labels[:limit]
     proba = predict_proba(model, images).numpy()
-    rows = []
-    for i, (p, y) in enumerate(zip(proba, labels.tolist(), strict=True)):
-        row: dict[str, Any] = {
-            "file": f"{test_split}#{i}",
-            "true": int(y),
-            "label": int(p.argmax()),
-        }
-        row.update({c: float(v) for c, v in zip(PROBA_COLUMNS, p, strict=True)})
-        rows.append(row)
+    rows = [
+        {"file": f"{test_split}#{i}", "true": int(y), **labelled(p, model.hparams.classes)}
+        for i, (p, y) in enumerate(zip(proba, labels.tolist(), strict=True))
+    ]
     return rows, images.numpy()
 
 
 def format_rows(rows: list[dict[str, Any]], fmt: str = "csv") -> str:
-    """The rows as JSON (a list of objects) or CSV (file, [true,] label, p0..p9[, error])."""
+    """The rows as JSON (a list of objects) or CSV (file, [true,] label, [class,] p0..p9 (one
+    per class)[, error])."""
     if fmt == "json":
         return json.dumps(rows, indent=2) + "\n"
     columns = ["file"] + (["true"] if rows and "true" in rows[0] else []) + ["label"]
-    columns += PROBA_COLUMNS + [c for c in ("error", "warning") if any(r.get(c) for r in rows)]
+    columns += ["class"] if any("class" in r for r in rows) else []
+    columns += sorted({c for r in rows for c in r if c[1:].isdigit()}, key=lambda c: int(c[1:]))
+    columns += [c for c in ("error", "warning") if any(r.get(c) for r in rows)]
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
@@ -248,7 +255,7 @@ def save_grid(
     for ax, img, row in zip(axes.flat, images[:n], predicted, strict=False):
         ax.imshow(img, cmap="gray", vmin=0, vmax=255)
         prob = row[f"p{row['label']}"]
-        title = f"{row['label']} ({prob:.2f})"
+        title = f"{row.get('class', row['label'])} ({prob:.2f})"
         wrong = "true" in row and row["true"] != row["label"]
         if wrong:
             title += f" true {row['true']}"

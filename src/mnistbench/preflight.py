@@ -13,35 +13,39 @@ from pathlib import Path
 from typing import Any
 
 from mnistbench.config import load_schema
+from mnistbench.data.registry import layout
+from mnistbench.datasets import local_dir
 from mnistbench.errors import ConfigError, DataError
 
 # Directories the workflow writes: a file there is a target, not a config file.
 OUTPUT_DIRS = ("results", "data", "logs")
-# The images and labels files that belong together (keys of data.manifest.MNIST_FILES).
-_PAIRS = (("train_images", "train_labels"), ("test_images", "test_labels"))
 
 
-def check_local_dir(data: Mapping[str, Any], raw: Mapping[str, str]) -> None:
-    """data.local_dir, when the data come from there, before the download job replaces its
-    outputs ``raw`` (by name): the directory and its four files exist and are MNIST images and
-    labels in pairs of equal length. Files not yet copied from there are read whole (0.35 s for
-    MNIST on a 2-core VM); those already copied (their manifest names the directory) only by
-    their headers."""
-    if data.get("source") != "mnist" or not data.get("local_dir"):
+def check_local_dir(config: Mapping[str, Any], raw: Mapping[str, str]) -> None:
+    """data.local_dir, when the data set's files come from there, before the download job
+    replaces its outputs ``raw`` (by name): the directory and its four files exist and are images
+    and labels of the data set in pairs of equal length. Files not yet copied from there are read
+    whole (0.35 s for MNIST on a 2-core VM); those already copied (their manifest names the
+    directory) only by their headers."""
+    directory = local_dir(config)
+    if config["data"]["source"] == "synthetic" or not directory:
         return
     try:  # numpy: a Snakemake environment without it leaves the check to the download job
-        from mnistbench.data.download import local_file_error, local_sources, validate_local
+        from mnistbench.data.archive import PAIRS
         from mnistbench.data.idx import check_pair_shapes, read_idx_header
+        from mnistbench.data.local import local_file_error, local_sources, validate_local
     except ImportError:
         return
-    local_dir = data["local_dir"]
+    ds = layout(config["dataset"])
     copied = _mapping(raw["manifest"])
-    if copied.get("source") != "local" or copied.get("origin") != str(Path(local_dir).resolve()):
-        validate_local(local_dir)
+    if copied.get("source") != "local" or copied.get("origin") != str(Path(directory).resolve()):
+        validate_local(directory, ds)
         return
-    sources = local_sources(local_dir)
+    sources = local_sources(directory, ds)
+    if "archive" in sources:
+        return  # a zip already copied: the download job reads it again if it changes
     try:
-        for images, labels in _PAIRS:
+        for images, labels in PAIRS:
             check_pair_shapes(
                 sources[images],
                 read_idx_header(sources[images], ndim=3),
@@ -49,7 +53,7 @@ def check_local_dir(data: Mapping[str, Any], raw: Mapping[str, str]) -> None:
                 read_idx_header(sources[labels], ndim=1),
             )
     except DataError as exc:
-        raise local_file_error(exc, local_dir) from None
+        raise local_file_error(exc, directory) from None
 
 
 def check_configfiles(paths: Iterable[str | os.PathLike[str]]) -> None:

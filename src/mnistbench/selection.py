@@ -17,7 +17,7 @@ from mnistbench.module import Classifier
 
 def val_f1_of(model: Classifier, images: torch.Tensor, labels: torch.Tensor) -> float:
     preds = predict_proba(model, images).argmax(dim=1).numpy()
-    return macro_f1(confusion_matrix(labels.numpy(), preds))
+    return macro_f1(confusion_matrix(labels.numpy(), preds, model.num_classes))
 
 
 def _finite(module: torch.nn.Module) -> bool:

@@ -12,8 +12,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from mnistbench.config import model_names, resolve_model
+from mnistbench.datasets import dataset_names, local_dir
 from mnistbench.errors import ConfigError, did_you_mean
-from mnistbench.pipeline import outputs
+from mnistbench.paths import outputs
 from mnistbench.runs import ensembles
 
 
@@ -29,25 +30,29 @@ def _set_threads(threads: int | None) -> None:
 
 
 def download(config: Mapping[str, Any]) -> dict[str, Any]:
-    """The raw files as the config's ``data`` block says: generated (``source: synthetic``),
-    copied from ``local_dir``, or downloaded from ``mirrors``; then their manifest."""
-    data = config["data"]
-    out = _dir(outputs("download_data", config["dataset"])["manifest"])
+    """The data set's raw files as the config's ``data`` block says: generated (``source:
+    synthetic``), copied from ``local_dir``, or downloaded from its mirrors; then their
+    manifest."""
+    data, dataset = config["data"], config["dataset"]
+    out = _dir(outputs("download_data", dataset)["manifest"])
     if data["source"] == "synthetic":
         from mnistbench.data.synthetic import write_synthetic
 
         syn = data["synthetic"]
-        return write_synthetic(out, syn["n_train"], syn["n_test"], syn["seed"])
-    from mnistbench.data.download import copy_local, download_mnist
+        return write_synthetic(out, syn["n_train"], syn["n_test"], syn["seed"], dataset)
+    from mnistbench.data.download import download_dataset
+    from mnistbench.data.local import copy_local
+    from mnistbench.data.registry import layout
 
-    if data["local_dir"]:
-        return copy_local(data["local_dir"], out)
-    return download_mnist(
+    if local_dir(config):
+        return copy_local(local_dir(config), out, layout(dataset))
+    return download_dataset(
         out,
         data["mirrors"],
         retries=data["download_retries"],
         timeout=data["download_timeout_s"],
         backoff=data["download_backoff_s"],
+        ds=layout(dataset),
     )
 
 
@@ -132,6 +137,14 @@ def report(config: Mapping[str, Any], failed: Mapping[str, str] | None = None) -
         manifest=outputs("download_data", dataset)["manifest"],
         ensemble_dirs=combined,
     )
+
+
+def summarize(config: Mapping[str, Any]) -> Any:
+    """The summary across the data sets of ``datasets``: model x data set, test F1 (intervals)."""
+    from mnistbench.reporting.datasets import summarize_datasets
+
+    tables = {ds: outputs("build_report", ds)["csv"] for ds in dataset_names(config)}
+    return summarize_datasets(tables, outputs("summarize_datasets", ""))
 
 
 def tune(config: Mapping[str, Any], run: str, threads: int | None = None) -> dict[str, Any]:

@@ -35,6 +35,7 @@ from lightning.pytorch.callbacks import Callback
 
 from mnistbench.callbacks import callbacks_for
 from mnistbench.config import swa_start_epoch
+from mnistbench.data.prepare import split_classes
 from mnistbench.datamodule import MNISTDataModule
 from mnistbench.devices import environment_info, resolve_accelerator
 from mnistbench.hardware import apply_speed
@@ -79,12 +80,15 @@ def launched_as_rank0() -> bool:
 
 
 def make_classifier(settings: dict[str, Any], stats: dict[str, Any]) -> Classifier:
-    """A fresh LightningModule for the resolved settings (training and tuning alike)."""
+    """A fresh LightningModule for the resolved settings (training and tuning alike), with one
+    output per class of the prepared data set (its stats.json)."""
+    classes = split_classes(stats)
     return Classifier.from_settings(
-        build_model(settings["arch"], **settings["model_kwargs"]),
+        build_model(settings["arch"], num_classes=len(classes), **settings["model_kwargs"]),
         settings,
         pixel_mean=float(stats["train"]["pixel_mean"]),
         pixel_std=float(stats["train"]["pixel_std"]),
+        classes=classes,
     )
 
 

@@ -17,6 +17,7 @@ if os.path.isdir(SRC):
     shell.prefix(f"export PYTHONPATH={SRC!r}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
 
 from mnistbench import pipeline
+from mnistbench.datasets import dataset_names
 from mnistbench.config import (
     deep_merge,
     resolve_model,
@@ -26,6 +27,7 @@ from mnistbench.config import (
 )
 from mnistbench.devices import train_gpus
 from mnistbench.errors import MnistbenchError
+from mnistbench.paths import DIRECTORIES, OUTPUTS
 from mnistbench.preflight import check_configfiles, check_local_dir
 from mnistbench.runs import ensembles
 
@@ -40,7 +42,8 @@ RAW = deep_merge(config, OVERRIDES)  # as written in the files: the params of ev
 try:
     check_configfiles(getattr(_settings, "configfiles", None) or [])
     _validated = validate_config(copy.deepcopy(RAW))
-    check_local_dir(_validated["data"], pipeline.outputs("download_data", _validated["dataset"]))
+    for _name in dataset_names(_validated):
+        check_local_dir({**_validated, "dataset": _name}, pipeline.outputs("download_data", _name))
 except MnistbenchError as exc:  # the message names the key or file: no traceback needed
     sys.exit(f"mnistbench error: {exc}")
 config.clear()
@@ -53,30 +56,42 @@ CONFIG_FILES = list(
         + [os.path.relpath(f) for f in (getattr(_settings, "configfiles", None) or [])]
     )
 )
-DATASET = config["dataset"]
+DATASETS = dataset_names(config)
 MODELS = list(config["models"])
 ENSEMBLES = list(ensembles(config))
 STAGES = {
-    (s.rule, s.run): s for s in pipeline.stages(config, RAW, CONFIG_FILES, OVERRIDES)
+    (s.rule, s.dataset, s.run): s
+    for s in pipeline.stages(config, RAW, CONFIG_FILES, OVERRIDES)
 }
+# The HTML report: that of the data set, or of them all (datasets).
+REPORT_HTML = f"results/{DATASETS[0]}/report.html" if len(DATASETS) == 1 else "results/report.html"
+# The default targets: each data set's comparison, then the summary across them (datasets).
+TARGETS = [
+    s.outs[key]
+    for s in STAGES.values()
+    for key in ("csv", "md")
+    if s.rule in ("build_report", "summarize_datasets")
+]
 
 
 wildcard_constraints:
-    dataset=re.escape(DATASET),
+    dataset="|".join(re.escape(d) for d in DATASETS),
     model="|".join(re.escape(m) for m in MODELS),
     ensemble="|".join(re.escape(e) for e in ENSEMBLES) or "(?!)",
 
 
 def stage(rule, wildcards):
-    return STAGES[(rule, wildcards.get("model") or wildcards.get("ensemble"))]
+    """The stage of a job: by rule, data set and run (a model, or an ensemble)."""
+    run = wildcards.get("model") or wildcards.get("ensemble")
+    return STAGES[(rule, wildcards.get("dataset"), run)]
 
 
 def outputs(rule, **reported):
     """The rule's outputs from the stage table; those in ``reported`` (name: caption file,
     category, labels) are flagged for the HTML report."""
-    paths = dict(pipeline.OUTPUTS[rule])
+    paths = dict(OUTPUTS[rule])
     for name in paths:
-        if (rule, name) in pipeline.DIRECTORIES:
+        if (rule, name) in DIRECTORIES:
             paths[name] = directory(paths[name])
     for name, (caption, category, labels) in reported.items():
         paths[name] = report(
@@ -201,11 +216,12 @@ def show_job_errors(logfiles):
             print(f"{head.split(':', 1)[0]} ({job_log.group(1)}): {line}", file=sys.stderr)
 
 
-def failed_models(logfiles):
-    """Models whose train or evaluate job failed, from Snakemake's log: name -> status."""
+def failed_models(logfiles, dataset):
+    """Models whose train or evaluate job on ``dataset`` failed, from Snakemake's log: name ->
+    status."""
     text = read_logs(logfiles)
     job_log = re.compile(
-        rf"log: (logs/{re.escape(DATASET)}/(?:train|evaluate)_model/([A-Za-z0-9_.-]+)\.log)"
+        rf"log: (logs/{re.escape(dataset)}/(?:train|evaluate)_model/([A-Za-z0-9_.-]+)\.log)"
     )
     failed = {}
     for block in re.split(r"Error in rule\s", text)[1:]:
@@ -216,23 +232,30 @@ def failed_models(logfiles):
 
 
 def partial_report(logfiles):
-    """The comparison after a failed run: failed models listed as failed, not left out."""
-    failed = failed_models(logfiles)
+    """The comparison of each data set after a failed run: failed models listed as failed, not
+    left out."""
+    for dataset in DATASETS:
+        partial_report_of(logfiles, dataset)
+
+
+def partial_report_of(logfiles, dataset):
+    failed = failed_models(logfiles, dataset)
     if not failed:
         return  # no model failed (e.g. the data step): the last complete table still holds
     for model in MODELS:  # a model never reached (the run stopped first) has no result either
         done = all(
-            os.path.exists(STAGES[(rule, model)].outs[key])
+            os.path.exists(STAGES[(rule, dataset, model)].outs[key])
             for rule, key in (("train_model", "summary"), ("evaluate_model", "metrics"))
         )
         if not done and model not in failed:
             failed[model] = "not run (an earlier step failed)"
-    outs = STAGES[("build_report", None)].outs
-    log_path = f"logs/{DATASET}/build_report.log"
+    stage = STAGES[("build_report", dataset, None)]
+    outs = stage.outs
+    log_path = f"logs/{dataset}/build_report.log"
     if os.path.exists(outs["summary"]):  # the one-line summary of a complete run only
         os.remove(outs["summary"])
     states = " ".join(shlex.quote(f"{m}={s}") for m, s in failed.items())
-    cmd = STAGES[("build_report", None)].command()
+    cmd = stage.command()
     try:  # shell() formats its command: braces (of --set JSON) must be doubled to stay literal
         shell(f"{cmd} --failed {states} > {log_path} 2>&1".replace("{", "{{").replace("}", "}}"))
         print(f"Failed models: {', '.join(failed)}; {outs['csv']} lists them as such.")
@@ -245,7 +268,7 @@ def partial_report(logfiles):
 
 def report_command():
     """The command that builds this run's HTML report: the same config files and --config."""
-    args = ["snakemake", "--report", f"results/{DATASET}/report.html"]
+    args = ["snakemake", "--report", REPORT_HTML]
     if CONFIG_FILES[1:]:
         args += ["--configfile", *CONFIG_FILES[1:]]
     if OVERRIDES:
@@ -254,22 +277,21 @@ def report_command():
 
 
 def show_comparison():
-    """At the end of a successful run that built the comparison (and no model since): its top
-    rows, and where the whole table and the HTML report are."""
+    """At the end of a successful run: for each data set whose comparison was built (and no
+    model scored since), its top rows, and where the whole table and the HTML report are."""
     import pandas as pd
 
     from mnistbench.reporting.display import closing
 
-    outs = STAGES[("build_report", None)].outs
-    scored = [STAGES[("evaluate_model", m)].outs["metrics"] for m in MODELS]
-    if not os.path.exists(outs["csv"]) or any(
-        os.path.exists(p) and os.path.getmtime(p) > os.path.getmtime(outs["csv"]) for p in scored
-    ):
-        return
-    paths = {
-        "md": outs["md"],
-        "report": f"results/{DATASET}/report.html",
-        "report_command": report_command(),
-    }
-    table = pd.read_csv(outs["csv"])
-    print(f"\n{closing(table, config, paths)}", flush=True)
+    for dataset in DATASETS:
+        outs = STAGES[("build_report", dataset, None)].outs
+        scored = [STAGES[("evaluate_model", dataset, m)].outs["metrics"] for m in MODELS]
+        if not os.path.exists(outs["csv"]) or any(
+            os.path.exists(p) and os.path.getmtime(p) > os.path.getmtime(outs["csv"])
+            for p in scored
+        ):
+            continue
+        paths = {"md": outs["md"], "report": REPORT_HTML, "report_command": report_command()}
+        table = pd.read_csv(outs["csv"])
+        title = f"On {dataset}:\n" if len(DATASETS) > 1 else ""
+        print(f"\n{title}{closing(table, config, paths)}", flush=True)

@@ -36,6 +36,10 @@ def _raw_bytes(path: Path) -> bytes:
         raise DataError(f"{path}: file not found; run the download step first") from None
     except OSError as exc:
         raise DataError(f"{path}: cannot read the file ({exc}); check its permissions") from None
+    return _decompressed(path, data)
+
+
+def _decompressed(path: Path, data: bytes) -> bytes:
     if path.name.endswith(".gz") or data[:2] == GZIP_MAGIC:
         try:
             return gzip.decompress(data)
@@ -82,11 +86,14 @@ def _header(path: Path, data: bytes, ndim: int | None = None) -> tuple[tuple[int
     return shape, header_len
 
 
-def read_idx(path: str | os.PathLike[str], ndim: int | None = None) -> np.ndarray:
+def read_idx(
+    path: str | os.PathLike[str], ndim: int | None = None, content: bytes | None = None
+) -> np.ndarray:
     """Read an IDX file (optionally gzip-compressed) into a uint8 array of the header's shape;
-    with ``ndim``, a file of other dimensions is refused before its payload is read."""
+    with ``ndim``, a file of other dimensions is refused before its payload is read. With
+    ``content`` (the file's bytes, e.g. a zip archive's member), ``path`` only names it."""
     path = Path(path)
-    data = _raw_bytes(path)
+    data = _raw_bytes(path) if content is None else _decompressed(path, content)
     shape, header_len = _header(path, data, ndim)
     expected = header_len + math.prod(shape)  # Python ints: a huge header cannot overflow
     if len(data) != expected:
@@ -166,18 +173,26 @@ def check_pair_shapes(
 
 
 def read_mnist_pair(
-    images_path: str | os.PathLike[str], labels_path: str | os.PathLike[str]
+    images_path: str | os.PathLike[str],
+    labels_path: str | os.PathLike[str],
+    num_classes: int = NUM_CLASSES,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Read an images/labels pair and check it is MNIST-shaped and consistent."""
+    """Read an images/labels pair and check it is MNIST-shaped and consistent, its labels
+    below ``num_classes`` (the data set's)."""
     images_path, labels_path = Path(images_path), Path(labels_path)
     images = read_idx(images_path, ndim=3)
     labels = read_idx(labels_path, ndim=1)
     check_pair_shapes(images_path, images.shape, labels_path, labels.shape)
-    bad = np.unique(labels[labels >= NUM_CLASSES])
+    check_labels(labels_path, labels, num_classes)
+    return images, labels
+
+
+def check_labels(path: Path, labels: np.ndarray, num_classes: int, first: int = 0) -> None:
+    """Labels from ``first`` to ``first + num_classes - 1``, or a DataError naming the file."""
+    bad = np.unique(labels[(labels < first) | (labels >= first + num_classes)])
     if bad.size:
         shown = ", ".join(str(int(v)) for v in bad[:10])
         raise DataError(
-            f"{labels_path}: labels must be 0..9, found {shown}; this is not an MNIST labels "
-            f"file - {_FIX}"
+            f"{path}: labels must be {first}..{first + num_classes - 1}, found {shown} (the data "
+            f"set has {num_classes} classes); this is not a labels file of it - {_FIX}"
         )
-    return images, labels

@@ -1,8 +1,9 @@
-"""The four raw MNIST files and the manifest that records exactly which ones a run used.
+"""The four raw files and the manifest that records exactly which ones a run used.
 
 The names shared by every source of raw data (download, local copy, the synthetic generator)
-live here, below all of them, so that no two of them import each other. The manifest's sha256s
-let later steps (and DVC) detect a silently swapped data set.
+live here and in ``registry``, below all of them, so that no two of them import each other. The
+manifest's sha256s let later steps (and DVC) detect a silently swapped data set; its class names
+tell the prepare step (and through it training, evaluation and the report) what the labels mean.
 """
 
 from __future__ import annotations
@@ -13,15 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from mnistbench.data.idx import read_idx
-from mnistbench.io import write_json
+from mnistbench.data.registry import RAW_NAMES, REGISTRY, classes_of
+from mnistbench.io import read_json, write_json
 
-# key -> (official file name, official md5)
-MNIST_FILES: dict[str, tuple[str, str]] = {
-    "train_images": ("train-images-idx3-ubyte.gz", "f68b3c2dcbeaaa9fbdd348bbdeb94873"),
-    "train_labels": ("train-labels-idx1-ubyte.gz", "d53e105ee54ea40749a09fcbcd1e9432"),
-    "test_images": ("t10k-images-idx3-ubyte.gz", "9fb629c4189551a2d022fa330f9573f3"),
-    "test_labels": ("t10k-labels-idx1-ubyte.gz", "ec29112dd5afa0611ce80d1b7f02629c"),
-}
+# key -> (official file name, official md5) of MNIST (the registry's entry, the same mapping)
+MNIST_FILES: dict[str, tuple[str, str]] = REGISTRY["mnist"].files
 
 MANIFEST_NAME = "manifest.json"
 _CHUNK = 1 << 16
@@ -39,14 +36,25 @@ def file_digests(path: str | os.PathLike[str]) -> tuple[str, str, int]:
 
 
 def build_manifest(
-    out_dir: str | os.PathLike[str], source: str, origin: Any, *, write: bool = True
+    out_dir: str | os.PathLike[str],
+    source: str,
+    origin: Any,
+    dataset: str | None = None,
+    *,
+    write: bool = True,
+    archive: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Describe the four files in ``out_dir`` (hashes, sizes, shapes) and, by default, write
-    ``out_dir/manifest.json`` atomically, so every later step can tell which data it saw."""
+    """Describe the four files in ``out_dir`` (hashes, sizes, shapes) of the data set named
+    ``dataset`` (its class names; None: generated digits) and, by default, write
+    ``out_dir/manifest.json`` atomically, so every later step can tell which data it saw.
+    ``official_md5`` says whether a file is the one published (null for the files taken out of
+    an ``archive``, whose own name and md5 are recorded instead)."""
     out = Path(out_dir)
+    published = REGISTRY[dataset].files if dataset in REGISTRY else MNIST_FILES
     files: dict[str, Any] = {}
-    for key, (name, official) in MNIST_FILES.items():
+    for key, name in RAW_NAMES.items():
         path = out / name
+        official = published[key][1] if key in published else None
         sha256, md5, size = file_digests(path)
         files[key] = {
             "name": name,
@@ -54,9 +62,25 @@ def build_manifest(
             "md5": md5,
             "bytes": size,
             "shape": list(read_idx(path).shape),
-            "official_md5": md5 == official,
+            "official_md5": None if official is None else md5 == official,
         }
-    manifest = {"source": source, "origin": origin, "files": files}
+    manifest = {
+        "source": source,
+        "origin": origin,
+        "dataset": dataset,
+        "classes": list(classes_of(dataset or "")),
+        "files": files,
+    }
+    if archive:
+        manifest["archive"] = archive
     if write:
         write_json(out / MANIFEST_NAME, manifest)
     return manifest
+
+
+def manifest_classes(raw_dir: str | os.PathLike[str]) -> list[str]:
+    """The class names the manifest in ``raw_dir`` records (the ten digits for a manifest
+    written before it recorded them)."""
+    path = Path(raw_dir) / MANIFEST_NAME
+    recorded = read_json(path).get("classes") if path.is_file() else None
+    return list(recorded or classes_of(""))

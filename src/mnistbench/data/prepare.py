@@ -15,17 +15,18 @@ import numpy as np
 import torch
 
 from mnistbench.data.idx import IMAGE_SIDE, NUM_CLASSES, read_mnist_pair
-from mnistbench.data.manifest import MNIST_FILES
+from mnistbench.data.manifest import manifest_classes
+from mnistbench.data.registry import DIGITS, RAW_NAMES
 from mnistbench.errors import ConfigError, DataError
-from mnistbench.io import atomic_path, write_json
+from mnistbench.io import atomic_path, read_json, write_json
 
 _RERUN = "rerun the prepare step (delete the file if needed) to regenerate it"
 
 
-def _split_stats(labels: np.ndarray) -> dict[str, Any]:
+def _split_stats(labels: np.ndarray, num_classes: int) -> dict[str, Any]:
     return {
         "count": int(labels.shape[0]),
-        "class_counts": np.bincount(labels, minlength=NUM_CLASSES).astype(int).tolist(),
+        "class_counts": np.bincount(labels, minlength=num_classes).astype(int).tolist(),
     }
 
 
@@ -69,13 +70,17 @@ def prepare_dataset(
     val_size: int,
     split_seed: int,
 ) -> dict[str, Any]:
-    """Write train.pt / val.pt / test.pt and stats.json; return the stats."""
+    """Write train.pt / val.pt / test.pt and stats.json (with the class names the raw files'
+    manifest records: what training, evaluation and the report call the labels); return the
+    stats."""
     raw, out = Path(raw_dir), Path(out_dir)
+    classes = manifest_classes(raw)
+    k = len(classes)
     train_x, train_y = read_mnist_pair(
-        raw / MNIST_FILES["train_images"][0], raw / MNIST_FILES["train_labels"][0]
+        raw / RAW_NAMES["train_images"], raw / RAW_NAMES["train_labels"], k
     )
     test_x, test_y = read_mnist_pair(
-        raw / MNIST_FILES["test_images"][0], raw / MNIST_FILES["test_labels"][0]
+        raw / RAW_NAMES["test_images"], raw / RAW_NAMES["test_labels"], k
     )
     n_train = int(train_y.shape[0])
     if isinstance(val_size, bool) or not isinstance(val_size, (int, np.integer)):
@@ -92,9 +97,10 @@ def prepare_dataset(
         "test": (test_x, test_y),
     }
     stats: dict[str, Any] = {"val_size": int(val_size), "split_seed": split_seed}
+    stats["classes"] = classes
     for name, (images, labels) in splits.items():
         _save_split(out / f"{name}.pt", images, labels)
-        stats[name] = _split_stats(labels)
+        stats[name] = _split_stats(labels, k)
         stats[name]["sha256"] = split_digest(images, labels)
     mean, std = _pixel_stats(splits["train"][0])
     stats["train"]["pixel_mean"] = mean
@@ -103,8 +109,11 @@ def prepare_dataset(
     return stats
 
 
-def load_split(path: str | os.PathLike[str]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Load one prepared split, refusing anything that is not what prepare_dataset wrote."""
+def load_split(
+    path: str | os.PathLike[str], num_classes: int = NUM_CLASSES
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Load one prepared split, refusing anything that is not what prepare_dataset wrote (for
+    a data set of ``num_classes`` classes)."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: prepared split not found; {_RERUN}")
@@ -138,6 +147,18 @@ def load_split(path: str | os.PathLike[str]) -> tuple[torch.Tensor, torch.Tensor
         )
     if labels.shape[0] != images.shape[0]:
         raise DataError(f"{path}: {images.shape[0]} images but {labels.shape[0]} labels; {_RERUN}")
-    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= NUM_CLASSES):
-        raise DataError(f"{path}: labels outside 0..9; {_RERUN}")
+    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
+        raise DataError(f"{path}: labels outside 0..{num_classes - 1}; {_RERUN}")
     return images, labels
+
+
+def split_classes(stats: dict[str, Any]) -> list[str]:
+    """The class names of a prepared data set's stats.json (the ten digits for one prepared
+    before they were recorded)."""
+    return list(stats.get("classes") or DIGITS)
+
+
+def prepared_classes(prepared_dir: str | os.PathLike[str]) -> list[str]:
+    """The class names of the data set prepared in ``prepared_dir`` (its stats.json)."""
+    path = Path(prepared_dir) / "stats.json"
+    return split_classes(read_json(path) if path.is_file() else {})

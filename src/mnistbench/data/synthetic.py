@@ -1,6 +1,9 @@
 """A small, deterministic, MNIST-like digit set so tests and the smoke workflow run offline.
 
-Each digit is a hand-designed stroke set (two or three variants per class). The strokes are
+Each digit is a hand-designed stroke set (two or three variants per class). A data set of more
+classes than ten (EMNIST's 26 or 47) draws class k as digit k mod 10 with the k // 10-th set of
+marks around it (a bar above, below, left, right, or two of them): the same layout as the real
+one, the same labels, learnable. The strokes are
 turned into a distance field once; every image is then an inverse-mapped bilinear lookup into
 that field under its own random affine + mild elastic warp, thresholded with a random stroke
 width. Everything is vectorised numpy, so thousands of images take well under a second.
@@ -15,7 +18,8 @@ from typing import Any
 import numpy as np
 
 from mnistbench.data.idx import IMAGE_SIDE, NUM_CLASSES, write_idx
-from mnistbench.data.manifest import MNIST_FILES, build_manifest
+from mnistbench.data.manifest import build_manifest
+from mnistbench.data.registry import RAW_NAMES, classes_of
 from mnistbench.errors import ConfigError
 
 GENERATOR_VERSION = 1
@@ -105,19 +109,41 @@ def _distance_field(polylines: list[Polyline]) -> np.ndarray:
     return np.sqrt((ex * ex + ey * ey).min(-1))
 
 
-_FIELDS: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+# The marks that tell classes k, k + 10, k + 20, ... apart: none, then bars around the digit.
+_BARS: dict[str, Polyline] = {
+    "above": [(-0.45, -1.25), (0.45, -1.25)],
+    "below": [(-0.45, 1.25), (0.45, 1.25)],
+    "left": [(-0.95, -0.5), (-0.95, 0.5)],
+    "right": [(0.95, -0.5), (0.95, 0.5)],
+}
+_MARKS: list[list[str]] = [[], ["above"], ["below"], ["left"], ["right"], ["above", "below"]]
+_MARKS += [["left", "right"], ["above", "left"], ["below", "right"], ["above", "right"]]
+
+_FIELDS: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
 
-def _fields() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _class_strokes(num_classes: int) -> list[list[list[Polyline]]]:
+    """Per class its variants: digit k mod 10, with the k // 10-th marks."""
+    if not 1 <= num_classes <= NUM_CLASSES * len(_MARKS):
+        raise ConfigError(
+            f"generated data sets have 1 to {NUM_CLASSES * len(_MARKS)} classes, not {num_classes}"
+        )
+    digits = _digit_strokes()
+    marks = [[_BARS[name] for name in m] for m in _MARKS]
+    return [
+        [v + marks[k // NUM_CLASSES] for v in digits[k % NUM_CLASSES]] for k in range(num_classes)
+    ]
+
+
+def _fields(num_classes: int = NUM_CLASSES) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(fields[V, G, G], first variant index per class, variant count per class), cached."""
-    global _FIELDS
-    if _FIELDS is None:
-        strokes = _digit_strokes()
+    if num_classes not in _FIELDS:
+        strokes = _class_strokes(num_classes)
         fields = [_distance_field(v) for cls in strokes for v in cls]
         counts = np.array([len(cls) for cls in strokes])
         starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-        _FIELDS = (np.stack(fields), starts, counts)
-    return _FIELDS
+        _FIELDS[num_classes] = (np.stack(fields), starts, counts)
+    return _FIELDS[num_classes]
 
 
 def _upsample_matrix(n_coarse: int, n_fine: int) -> np.ndarray:
@@ -150,14 +176,15 @@ def _inverse_affines(
     return (np.linalg.inv(a) / _PX_PER_UNIT).astype(np.float32)
 
 
-def make_digits(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Return ``n`` MNIST-like uint8 images (n, 28, 28) and balanced, shuffled uint8 labels."""
+def make_digits(n: int, seed: int, num_classes: int = NUM_CLASSES) -> tuple[np.ndarray, np.ndarray]:
+    """Return ``n`` MNIST-like uint8 images (n, 28, 28) and balanced, shuffled uint8 labels of
+    ``num_classes`` classes."""
     if not isinstance(n, (int, np.integer)) or n < 1:
         raise ConfigError(f"number of synthetic images must be a positive integer, got {n!r}")
     rng = np.random.default_rng(seed)
-    fields, starts, counts = _fields()
+    fields, starts, counts = _fields(num_classes)
 
-    labels = rng.permutation(np.arange(n) % NUM_CLASSES).astype(np.uint8)
+    labels = rng.permutation(np.arange(n) % num_classes).astype(np.uint8)
     variant = starts[labels] + (rng.random(n) * counts[labels]).astype(np.int64)
 
     # Random forward affine A = R(theta) @ Shear @ diag(sx, sy); we sample with its inverse.
@@ -213,23 +240,26 @@ def derived_test_seed(seed: int) -> int:
 
 
 def write_synthetic(
-    out_dir: str | os.PathLike[str], n_train: int, n_test: int, seed: int
+    out_dir: str | os.PathLike[str], n_train: int, n_test: int, seed: int, dataset: str = ""
 ) -> dict[str, Any]:
-    """Write the four MNIST-named IDX .gz files from the generator, then the manifest."""
+    """Write the four MNIST-named IDX .gz files from the generator, then the manifest. The
+    classes are those of the data set named ``dataset`` when it is registered (its number and
+    names), else the ten digits."""
     for key, value in (("n_train", n_train), ("n_test", n_test)):
         if not isinstance(value, int) or value < 1:
             raise ConfigError(f"synthetic {key} must be a positive integer, got {value!r}")
     out = Path(out_dir)
     test_seed = derived_test_seed(seed)
-    train_x, train_y = make_digits(n_train, seed)
-    test_x, test_y = make_digits(n_test, test_seed)
+    num_classes = len(classes_of(dataset))
+    train_x, train_y = make_digits(n_train, seed, num_classes)
+    test_x, test_y = make_digits(n_test, test_seed, num_classes)
     arrays = {
         "train_images": train_x,
         "train_labels": train_y,
         "test_images": test_x,
         "test_labels": test_y,
     }
-    for key, (name, _) in MNIST_FILES.items():
+    for key, name in RAW_NAMES.items():
         write_idx(out / name, arrays[key])
     origin = {
         "generator": "mnistbench.data.synthetic",
@@ -239,4 +269,4 @@ def write_synthetic(
         "seed": seed,
         "test_seed": test_seed,
     }
-    return build_manifest(out, "synthetic", origin)
+    return build_manifest(out, "synthetic", origin, dataset or None)

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mnistbench.data.idx import NUM_CLASSES
 from mnistbench.errors import DataError
 from mnistbench.io import pyplot, write_figure
 from mnistbench.reporting.labels import label_points
@@ -205,10 +206,12 @@ def plot_misclassified(
     model: str,
     path: str | Path,
     size: int,
+    classes: list[str] | None = None,
 ) -> None:
-    """The best model's misclassified test digits, most confident mistakes first, each titled
-    with its true and predicted label (and the predicted probability)."""
+    """The best model's misclassified test images, most confident mistakes first, each titled
+    with its true and predicted class (and the predicted probability)."""
     plt = pyplot()
+    name = (lambda i: classes[i]) if classes else str
 
     wrong = np.flatnonzero(preds != labels)
     if proba is not None and len(wrong):
@@ -226,11 +229,11 @@ def plot_misclassified(
     for ax, i in zip(axes.ravel(), shown, strict=False):
         ax.imshow(images[i], cmap="gray_r", vmin=0, vmax=255)
         conf = f" ({proba[i, preds[i]]:.2f})" if proba is not None else ""
-        ax.set_title(f"true {labels[i]}\npred {preds[i]}{conf}", fontsize=7)
+        ax.set_title(f"true {name(labels[i])}\npred {name(preds[i])}{conf}", fontsize=7)
     if not len(shown):
-        axes[0, 0].text(0, 0.5, "no misclassified test digit", fontsize=10)
+        axes[0, 0].text(0, 0.5, "no misclassified test image", fontsize=10)
     fig.suptitle(
-        f"{model}: {len(shown)} of {len(wrong)} misclassified test digits\n"
+        f"{model}: {len(shown)} of {len(wrong)} misclassified test images\n"
         "(most confident first; predicted probability in brackets)",
         fontsize=9,
     )
@@ -254,14 +257,15 @@ def gallery(
     pred = load_predictions(d)
     if pred is None:
         raise DataError(f"{d / 'test/predictions.npz'}: missing; run the evaluate step first")
-    images, labels = load_split(test_split)
+    classes = [str(c) for c in pred["classes"]] if "classes" in pred else None
+    images, labels = load_split(test_split, len(classes) if classes else NUM_CLASSES)
     if not np.array_equal(labels.numpy(), pred["labels"]):
         raise DataError(
             f"{d / 'test/predictions.npz'}: its labels are not those of {test_split}; "
             "rerun the evaluate step on this test split"
         )
     plot_misclassified(
-        images.numpy(), pred["labels"], pred["preds"], pred.get("proba"), best, path, size
+        images.numpy(), pred["labels"], pred["preds"], pred.get("proba"), best, path, size, classes
     )
 
 

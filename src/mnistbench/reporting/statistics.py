@@ -48,12 +48,13 @@ def add_statistics(
                 f"{first!r}; evaluate every model on the same test.pt (rerun the evaluate step)"
             )
     indices = bootstrap_indices(labels.shape[0], resamples, seed)
+    num_classes = next(iter(preds.values()))["proba"].shape[1]
     pools = table["pool_runs"] if "pool_runs" in table else pd.Series([np.nan] * len(table))
     runs = [m for m, pool in zip(table["model"], pools, strict=True) if not isinstance(pool, list)]
     for i, (m, pool) in enumerate(zip(table["model"], pools, strict=True)):
         if m not in preds:
             continue
-        scores = bootstrap_f1(labels, preds[m]["preds"], indices)
+        scores = bootstrap_f1(labels, preds[m]["preds"], indices, num_classes)
         table.loc[i, ["ci_low", "ci_high"]] = percentile_interval(scores, CI_LEVEL)
         # the table is sorted by test F1: the first of the runs is the best
         best = next((r for r in runs if r in (pool if isinstance(pool, list) else runs)), None)
