@@ -98,7 +98,7 @@ def _step(name: str, proba: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
         "val_calibrated_log_loss": loss,
         "val_temperature": temperature,
         "val_log_loss": log_loss(proba, labels),
-        "val_f1": float(macro_f1(confusion_matrix(labels, preds))),
+        "val_f1": float(macro_f1(confusion_matrix(labels, preds, proba.shape[1]))),
     }
 
 
@@ -191,7 +191,8 @@ def build_ensemble(
 ) -> dict[str, Any]:
     """Choose the members on validation, combine their test probabilities and write
     ``test/metrics.json`` (the columns of a run, the members and the choice's steps) and
-    ``test/predictions.npz`` (labels, predictions, probabilities), as an evaluated run has."""
+    ``test/predictions.npz`` (labels, predictions, probabilities, the members' class names), as an
+    evaluated run has."""
     dirs = {r: Path(run_dirs[r]) for runs in pools.values() for r in runs}
     val = {r: _load(d / "val" / "predictions.npz") for r, d in dirs.items()}
     val_labels = _same_labels(val, "validation")
@@ -215,7 +216,8 @@ def build_ensemble(
         **score_columns(labels, proba),
         **_member_records({r: dirs[r] for r in chosen.weights}),
     }
-    _write(Path(out_dir), labels, proba, result)
+    classes = next(iter(test.values())).get("classes")  # the data set's class names
+    _write(Path(out_dir), labels, proba, result, classes)
     log.info(
         "%s: members %s (chosen on validation: calibrated log-loss %.4f, F1 %.4f); test F1 %.4f, "
         "%d errors",
@@ -232,7 +234,7 @@ def build_ensemble(
 def score_columns(labels: np.ndarray, proba: np.ndarray) -> dict[str, Any]:
     """The test columns of a run (``mnistbench.evaluation``), of combined probabilities."""
     preds = proba.argmax(axis=1)
-    metrics = scores(confusion_matrix(labels, preds))
+    metrics = scores(confusion_matrix(labels, preds, proba.shape[1]))
     return {
         "n_test": int(labels.shape[0]),
         "test_f1": metrics["f1_macro"],
@@ -256,12 +258,20 @@ def _member_records(dirs: Mapping[str, Path]) -> dict[str, Any]:
     }
 
 
-def _write(out: Path, labels: np.ndarray, proba: np.ndarray, result: Mapping[str, Any]) -> None:
+def _write(
+    out: Path,
+    labels: np.ndarray,
+    proba: np.ndarray,
+    result: Mapping[str, Any],
+    classes: np.ndarray | None = None,
+) -> None:
+    named = {} if classes is None else {"classes": classes}
     with atomic_path(out / "test" / "predictions.npz") as tmp, open(tmp, "wb") as fh:
         np.savez_compressed(
             fh,
             labels=labels.astype(np.uint8),
             preds=proba.argmax(axis=1).astype(np.uint8),
             proba=proba.astype(np.float32),
+            **named,
         )
     write_json(out / "test" / "metrics.json", result)
