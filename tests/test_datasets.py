@@ -298,8 +298,8 @@ def test_fashion_mnist_and_emnist_letters_run_end_to_end_offline(
         assert set(table["model"]) == set(MODELS) and (table["status"] == "ok").all()
         for model in MODELS:
             test = proj / f"results/{name}/models/{model}/test"
-            metrics = json.loads((test / "metrics.json").read_text())
-            assert metrics["classes"] == list(ds.classes) and len(metrics["f1_per_class"]) == k
+            details = json.loads((test / "details.json").read_text())
+            assert details["classes"] == list(ds.classes) and len(details["f1_per_class"]) == k
             header = (test / "confusion.csv").read_text().splitlines()[0].split(",")
             assert header[1:] == list(ds.classes)
             with np.load(test / "predictions.npz") as pred:
@@ -316,4 +316,5 @@ def test_fashion_mnist_and_emnist_letters_run_end_to_end_offline(
     snakemake(proj, "--report", "report.html")
     html = (proj / "report.html").read_text()
     assert "Test macro-F1 of each model on each data set" in html and "System Message" not in html
-    assert "Comparison on fashion_mnist" in html and "Comparison on emnist_letters" in html
+    assert "What each run scored on fashion_mnist" in html
+    assert "What each run cost on emnist_letters" in html

@@ -196,3 +196,44 @@ def test_seeds_given_on_the_command_line_reach_every_stage_of_a_run() -> None:
         stage = by_rule[key]
         assert '"seeds":[1,2]' in stage.command() and "seeds" not in stage.params
     assert by_rule[("build_ensemble", "cnn-ensemble")].argv[-2:] == ("--ensemble", "cnn-ensemble")
+
+
+def test_each_data_set_gets_its_own_ensembles() -> None:
+    """`datasets: [mnist, kmnist]` with seeds: one build_ensemble per ensemble and data set,
+    told its data set and reading that data set's runs only; each report reads its own."""
+    from mnistbench.pipeline import stages
+
+    raw = config(seeds=[1, 2], only=["cnn"], datasets=["mnist", "kmnist"])
+    table = stages(validate_config(copy.deepcopy(raw)), raw, ["config/config.yaml"])
+    built = {s.dataset: s for s in table if s.rule == "build_ensemble"}
+    assert set(built) == {"mnist", "kmnist"} and {s.run for s in built.values()} == {"cnn-ensemble"}
+    for name, stage in built.items():
+        assert f'"dataset":"{name}"' in stage.command() and stage.params["dataset"] == name
+        assert stage.outs["metrics"] == f"results/{name}/ensembles/cnn-ensemble/test/metrics.json"
+        assert all(p.startswith(f"results/{name}/models/cnn-seed") for ps in stage.deps.values()
+                   for p in ps)  # fmt: skip
+        report = next(s for s in table if s.rule == "build_report" and s.dataset == name)
+        assert report.deps["ensemble_metrics"] == [stage.outs["metrics"]]
+
+
+def test_an_ensemble_of_26_classes_keeps_their_names(tmp_path: Path) -> None:
+    """EMNIST letters: the probabilities are 26 wide; the ensemble scores all 26 classes and
+    its predictions.npz names them, as its members' do (the gallery labels its images so)."""
+    rng = np.random.default_rng(0)
+    classes = np.array([chr(ord("a") + i) for i in range(26)])
+    labels = {split: rng.integers(0, 26, 260) for split in ("val", "test")}
+    dirs = {}
+    for name in ("a", "b"):
+        proba = {s: rng.dirichlet(np.ones(26), 260) for s in labels}
+        for s in labels:  # mostly right
+            proba[s][np.arange(260), labels[s]] += 2.0
+            proba[s] /= proba[s].sum(axis=1, keepdims=True)
+        write_run(tmp_path / name, labels, proba)
+        test = tmp_path / name / "test" / "predictions.npz"
+        with np.load(test) as npz:
+            np.savez(test, **{k: npz[k] for k in npz.files}, classes=classes)
+        dirs[name] = tmp_path / name
+    result = build_ensemble("e", {"a": ["a"], "b": ["b"]}, dirs, tmp_path / "e", "uniform", 10)
+    assert len(result["f1_per_class"]) == 26 and result["test_f1"] > 0.9
+    with np.load(tmp_path / "e/test/predictions.npz") as npz:
+        assert npz["proba"].shape == (260, 26) and list(npz["classes"]) == list(classes)
