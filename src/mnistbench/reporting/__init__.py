@@ -42,7 +42,7 @@ def build_report(
     manifest: str | Path | None = None,
     ensemble_dirs: Sequence[str | Path] = (),
 ) -> pd.DataFrame:
-    """Write the table and figures to the paths ``out`` names (``mnistbench.pipeline.OUTPUTS``'s
+    """Write the table and figures to the paths ``out`` names (``mnistbench.paths.OUTPUTS``'s
     names; ``csv``, ``md``, ``curves`` and ``f1_params`` at least, the others when given). With
     ``failed`` (run -> why, after a failed run) the failed runs are listed as such and the
     figures show the others: nothing looks like a complete comparison. The statistics' settings
