@@ -363,7 +363,7 @@ def test_seeds_add_an_ensemble_row_to_the_table_and_the_report(seeds_run: Path) 
         in (seeds_run / "results/synthetic/comparison.md").read_text()
     )
     html = (seeds_run / "report.html").read_text()
-    assert "lenet5-ensemble</td>" in html and "lenet5-seed2</td>" in html
+    assert "lenet5-ensemble (ensemble)</td>" in html and "lenet5-seed2</td>" in html
 
 
 def test_dvc_takes_over_the_snakemake_run_without_rerunning(smoke_run: Path) -> None:
