@@ -282,7 +282,7 @@ def test_an_experiment_leaves_the_workspace_alone_and_shows_in_120_columns(repro
     assert run[:5] == ["dvc", "exp", "run", "--temp", "-n"] and key in run[-1], run
     out = dvc(repro, *run[1:])
     lenet5 = {f"{step}@lenet5-seed{s}" for step in ("train", "evaluate") for s in (1, 2)}
-    # the ensembles read every run's predictions (one foreach in dvc.yaml): seconds each
+    # every ensemble reads every run's predictions (one foreach in dvc.yaml): rebuilt, not retrained
     ensembles = {f"ensemble@{e}" for e in ENSEMBLES}
     assert ran_stages(out) == lenet5 | ensembles | {"report"}, out[-4000:]
     assert (repro / "config/config.yaml").read_bytes() == config
