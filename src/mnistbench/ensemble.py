@@ -33,7 +33,7 @@ import numpy as np
 
 from mnistbench.errors import DataError
 from mnistbench.io import atomic_path, read_json, write_json
-from mnistbench.metrics import confusion_matrix, macro_f1, scores
+from mnistbench.metrics import confusion_matrix, macro_f1, scores, test_columns
 
 log = logging.getLogger(__name__)
 EPS = 1e-12  # a probability of 0 for the true class costs -log(1e-12), not infinity
@@ -235,15 +235,7 @@ def score_columns(labels: np.ndarray, proba: np.ndarray) -> dict[str, Any]:
     """The test columns of a run (``mnistbench.evaluation``), of combined probabilities."""
     preds = proba.argmax(axis=1)
     metrics = scores(confusion_matrix(labels, preds, proba.shape[1]))
-    return {
-        "n_test": int(labels.shape[0]),
-        "test_f1": metrics["f1_macro"],
-        "test_accuracy": metrics["accuracy"],
-        "test_precision": metrics["precision_macro"],
-        "test_recall": metrics["recall_macro"],
-        "test_errors": int((preds != labels).sum()),
-        "f1_per_class": metrics["f1_per_class"],
-    }
+    return {**test_columns(labels, preds, metrics), "f1_per_class": metrics["f1_per_class"]}
 
 
 def _member_records(dirs: Mapping[str, Path]) -> dict[str, Any]:

@@ -17,7 +17,7 @@ import torch
 from mnistbench.config import schema_default
 from mnistbench.data.prepare import load_split
 from mnistbench.io import atomic_path, pyplot, write_figure, write_json, write_text
-from mnistbench.metrics import confusion_matrix, scores
+from mnistbench.metrics import confusion_matrix, scores, test_columns
 from mnistbench.models import count_parameters
 from mnistbench.module import Classifier
 
@@ -223,12 +223,7 @@ def evaluate(
     cm = write_predictions(out, y, preds, proba.numpy(), classes)
     metrics = scores(cm)
     result = {
-        "n_test": int(y.shape[0]),
-        "test_f1": metrics["f1_macro"],
-        "test_accuracy": metrics["accuracy"],
-        "test_precision": metrics["precision_macro"],
-        "test_recall": metrics["recall_macro"],
-        "test_errors": int((preds != y).sum()),
+        **test_columns(y, preds, metrics),
         **costs(model, images, checkpoint, measure_latency),
     }
     details = {

@@ -70,3 +70,15 @@ def scores(cm: np.ndarray) -> dict[str, Any]:
         "recall_macro": float(recall.mean()),
         "f1_per_class": [float(v) for v in f1],
     }
+
+
+def test_columns(labels: np.ndarray, preds: np.ndarray, metrics: dict[str, Any]) -> dict[str, Any]:
+    """The test columns of a comparison row, for a run (evaluation) and an ensemble alike."""
+    return {
+        "n_test": int(labels.shape[0]),
+        "test_f1": metrics["f1_macro"],
+        "test_accuracy": metrics["accuracy"],
+        "test_precision": metrics["precision_macro"],
+        "test_recall": metrics["recall_macro"],
+        "test_errors": int((preds != labels).sum()),
+    }
