@@ -445,6 +445,32 @@ def test_copy_local_missing_file(raw_dir: Path, tmp_path: Path) -> None:
     assert not (tmp_path / "raw").exists() or list((tmp_path / "raw").iterdir()) == []
 
 
+def test_copy_local_suggests_the_official_names_for_near_misses(
+    raw_dir: Path, tmp_path: Path
+) -> None:
+    """Kaggle's copies of MNIST name the files `train-images.idx3-ubyte` (a dot before idx):
+    the error says which file to rename to what, gzip or not."""
+    kaggle = tmp_path / "kaggle"
+    kaggle.mkdir()
+    for name in NAMES:
+        plain = name.removesuffix(".gz").replace("-idx", ".idx")
+        (kaggle / plain).write_bytes(gzip.decompress((raw_dir / name).read_bytes()))
+    (kaggle / "README.md").write_text("not a data file")
+    with pytest.raises(DataError) as info:
+        copy_local(kaggle, tmp_path / "raw")
+    msg = str(info.value)
+    assert msg.endswith(
+        "Files there have near-miss names: rename 'train-images.idx3-ubyte' to "
+        "'train-images-idx3-ubyte', 'train-labels.idx1-ubyte' to 'train-labels-idx1-ubyte', "
+        "'t10k-images.idx3-ubyte' to 't10k-images-idx3-ubyte', 't10k-labels.idx1-ubyte' to "
+        "'t10k-labels-idx1-ubyte'"
+    ), msg
+    # renamed as it says, the same directory is accepted
+    for path in list(kaggle.glob("*ubyte")):
+        path.rename(kaggle / path.name.replace(".idx", "-idx"))
+    assert copy_local(kaggle, tmp_path / "raw")["files"]["train_images"]["shape"] == [300, 28, 28]
+
+
 def test_copy_local_invalid_file(raw_dir: Path, tmp_path: Path) -> None:
     bad = tmp_path / "bad"
     shutil.copytree(raw_dir, bad)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from mnistbench import reporting
 from mnistbench.errors import DataError
 from mnistbench.io import write_json, write_text
 from mnistbench.reporting import build_report
@@ -57,7 +58,6 @@ def test_complete_table_has_status_ok(tmp_path: Path) -> None:
     table = rows(out["csv"])
     assert [r["model"] for r in table] == ["b", "a"] and {r["status"] for r in table} == {"ok"}
     assert not out["md"].read_text().startswith("**Incomplete")
-    assert out["csv"].stat().st_mtime > 0
 
 
 def test_failed_models_are_listed_last_and_the_table_says_incomplete(tmp_path: Path) -> None:
@@ -72,8 +72,6 @@ def test_failed_models_are_listed_last_and_the_table_says_incomplete(tmp_path: P
     assert md.startswith("**Incomplete: 2 of 3 models have no result (broken, later)")
     assert "broken.log" in md and "nan" not in md
     assert out["curves"].exists() and out["f1_params"].exists()
-    # Older than any input: the next Snakemake run rebuilds it.
-    assert out["csv"].stat().st_mtime == 0 and out["md"].stat().st_mtime == 0
 
 
 def test_no_stale_figures_when_every_model_failed(tmp_path: Path) -> None:
@@ -87,3 +85,43 @@ def test_no_stale_figures_when_every_model_failed(tmp_path: Path) -> None:
 def test_missing_results_without_failed_status_are_an_error(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="summary.json: missing; train and evaluate model 'x'"):
         build_report([tmp_path / "x"], outputs(tmp_path))
+
+
+def test_a_partial_comparison_has_files_of_its_own_and_a_complete_one_removes_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a failed run the comparison goes to results/<dataset>/partial/, never over the
+    report's own outputs (Snakemake's record of them must stay true); the next complete
+    comparison removes it."""
+    from mnistbench import stages
+    from mnistbench.config import load_validated
+    from tests.conftest import ROOT
+
+    config = load_validated(ROOT / "config/config.yaml", ROOT / "config/smoke.yaml")
+    config["models"] = {m: config["models"][m] for m in ("lenet5", "cnn")}
+    monkeypatch.chdir(tmp_path)
+    figures: list[dict] = []  # where the figures would go (the gallery needs real predictions)
+    monkeypatch.setattr(reporting, "write_figures", lambda ok, dirs, out, *a: figures.append(out))
+    models = tmp_path / "results/synthetic/models"
+    fake_model(models, "lenet5", 0.9)
+    stages.report(config, {"cnn": "failed (see logs/synthetic/train_model/cnn.log)"})
+    partial = tmp_path / "results/synthetic/partial"
+    assert [(r["model"], r["status"]) for r in rows(partial / "comparison.csv")] == [
+        ("lenet5", "ok"),
+        ("cnn", "failed (see logs/synthetic/train_model/cnn.log)"),
+    ]
+    assert figures[0]["curves"] == "results/synthetic/partial/figures/learning_curves.png"
+    assert not (partial / "summary.json").exists()  # DVC's metric: of a complete run only
+    assert sorted(p.name for p in (tmp_path / "results/synthetic").iterdir()) == [
+        "models",
+        "partial",
+    ]
+
+    fake_model(models, "cnn", 0.95)
+    stages.report(config)
+    assert [r["model"] for r in rows(tmp_path / "results/synthetic/comparison.csv")] == [
+        "cnn",
+        "lenet5",
+    ]
+    assert not partial.exists()
+    assert figures[1]["curves"] == "results/synthetic/figures/learning_curves.png"

@@ -3,6 +3,9 @@ leaves no complete-looking file; concurrent jobs never share a file name."""
 
 from __future__ import annotations
 
+import json
+import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -36,6 +39,7 @@ def tiny_settings(model: str = "lenet5", **train) -> dict:
     cfg["train"].update(
         max_epochs=1, batch_size=32, precision={"cpu": "32-true"}, swa={"enabled": False}
     )
+    cfg["train"]["require_learning"] = False  # ten steps learn little: not what is tested here
     cfg["train"].update(train)
     # the smoke config sets some models' own epochs: one epoch here for every model
     (cfg["models"][model] or {}).get("train", {}).pop("max_epochs", None)
@@ -82,6 +86,53 @@ def test_exploding_learning_rate_stops_the_job(prepared: Path, tmp_path: Path) -
     with pytest.raises(TrainingError, match=r"became (nan|inf)"):
         train_model(settings, prepared, out, threads=1)
     assert _published(out) == [] and _checkpoints(out) == []
+
+
+def test_a_finite_but_exploding_loss_stops_the_job_at_that_epoch(
+    prepared: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A loss that stays finite but ends the epoch a million times a fresh model's is
+    divergence too: the error names the run, the epoch and the learning rates."""
+    real_loss = Classifier._loss
+
+    def huge(self, logits, labels):  # type: ignore[no-untyped-def]
+        loss = real_loss(self, logits, labels)
+        return loss * 1e6 if self.training else loss
+
+    monkeypatch.setattr(Classifier, "_loss", huge)
+    out = tmp_path / "lenet5"
+    with pytest.raises(TrainingError) as info:
+        train_model(tiny_settings(), prepared, out, threads=1)
+    msg = str(info.value)
+    assert msg.startswith("lenet5 diverged at epoch 1: its mean training loss was "), msg
+    assert re.search(
+        r"lower the learning rate \(optimizer.lr = [\d.e-]+, scheduler.max_lr = 0.01\)", msg
+    )
+    assert _published(out) == [] and _checkpoints(out) == []
+
+
+def test_a_model_no_better_than_chance_is_an_error(
+    prepared: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Weights that predict one class for every image (as a collapsed run does) score a
+    validation F1 of about 0.02: the run fails instead of publishing them, unless the config
+    says not to (require_learning: false)."""
+    real_forward = Classifier.forward
+
+    def one_class(self, images):  # type: ignore[no-untyped-def]
+        logits = real_forward(self, images)
+        return torch.zeros_like(logits).index_fill_(1, torch.tensor([3]), 1.0)
+
+    monkeypatch.setattr(Classifier, "forward", one_class)
+    out = tmp_path / "lenet5"
+    with pytest.raises(TrainingError) as info:
+        train_model(tiny_settings(require_learning=True), prepared, out, threads=1)
+    msg = str(info.value)
+    assert msg.startswith("lenet5 diverged or did not learn: validation F1 0.0"), msg
+    assert "no better than chance (0.10 for 10 classes)" in msg
+    assert _published(out) == [] and _checkpoints(out) == []
+    summary = train_model(tiny_settings(), prepared, tmp_path / "allowed", threads=1)
+    assert summary["val_f1"] < 0.1  # published as asked, scores and all
 
 
 def test_a_good_tiny_run_publishes_every_output(prepared: Path, tmp_path: Path) -> None:
@@ -222,3 +273,73 @@ def test_train_jobs_write_only_inside_their_own_model_directory(
     }
     assert by_model["lenet5"] and by_model["simple_cnn"]
     assert torch.load(tmp_path / "models/lenet5/model.ckpt", weights_only=False)
+
+
+# ------------------------------------------------------------------- a full or read-only disk
+
+STORAGE = {  # mount options, errno, the advice
+    "full": ("size=64k", "ENOSPC", "no space left on device; free some space there"),
+    "read-only": ("ro", "EROFS", "read-only file system; the file system is read-only"),
+}
+
+
+@pytest.fixture
+def small_project(tmp_path: Path) -> Path:
+    """Config files and prepared tiny data in a working directory, as a train job finds them."""
+    from tests.conftest import copy_project
+
+    proj = copy_project(tmp_path / "proj")
+    for stage in ("download", "prepare"):
+        subprocess.run(mnistbench(stage), cwd=proj, env=project_env(proj), check=True, timeout=300)
+    return proj
+
+
+def project_env(proj: Path, *paths: Path) -> dict[str, str]:
+    """The environment of a stage run in ``proj``: its own source first, then ``paths``."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(map(str, (proj / "src", *paths)))}
+
+
+def mnistbench(*args: str) -> list[str]:
+    files = ["config/config.yaml", "config/smoke.yaml"]
+    tiny = {
+        "data": {"val_size": 80, "synthetic": {"n_train": 400, "n_test": 40}},
+        "train": {"max_epochs": 1, "require_learning": False},
+    }
+    return [sys.executable, "-m", "mnistbench", *args, "--configfile", *files, "--set"] + [
+        json.dumps(tiny)
+    ]
+
+
+@pytest.mark.parametrize("kind", list(STORAGE))
+def test_a_full_or_read_only_disk_is_one_error_line_naming_the_path(
+    kind: str, small_project: Path
+) -> None:
+    """The model's directory on a tmpfs of 64 KiB (a lenet5 checkpoint is larger) or a
+    read-only one: the train job ends with one `mnistbench error:` line that names the path and
+    says what to do, no traceback, and nothing under a final name. Where mounting is not allowed,
+    the error is simulated (tests/inject/sitecustomize.py)."""
+    options, code, advice = STORAGE[kind]
+    out = small_project / "results/synthetic/models/lenet5"
+    out.mkdir(parents=True)
+    mount = ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(out)]
+    mounted = subprocess.run(mount, capture_output=True).returncode == 0
+    env = project_env(small_project)
+    if not mounted:
+        env = project_env(small_project, ROOT / "tests/inject")
+        fault = {"stage": "train", "model": "lenet5", "fault": "oserror", "errno": code}
+        env["MNISTBENCH_INJECT"] = json.dumps([fault])
+    try:
+        cmd = mnistbench("train", "--model", "lenet5", "--threads", "1")
+        proc = subprocess.run(
+            cmd, cwd=small_project, env=env, capture_output=True, text=True, timeout=300
+        )
+        files = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
+    finally:
+        if mounted:
+            subprocess.run(["umount", str(out)], check=True)
+    assert proc.returncode == 2, proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"mnistbench error: {out.relative_to(small_project)}"), proc.stderr
+    assert advice in last and "Nothing half-written was kept under a final name" in last
+    assert "Traceback" not in proc.stderr
+    assert not [f for f in files if f.name in PUBLISHED or f.suffix == ".ckpt"], files

@@ -1,18 +1,24 @@
-"""Faults in real Snakemake runs, in a temporary copy of the project on tiny generated data.
+"""A stopped or failed run is picked up by the next plain run: real Snakemake runs in temporary
+copies of the project, on tiny generated data.
 
-One story, in order (the tests share the project): a model fails under --keep-going, the
-others finish and the table lists it as failed; its config is fixed and the rerun is killed
-mid-job; Snakemake refuses the incomplete files until --rerun-incomplete, which completes the
-table; a further run has nothing to do."""
+Each scenario has a project of its own, and no config or code changes between its runs: the
+faults are injected into the jobs from outside (tests/inject/sitecustomize.py, through
+``MNISTBENCH_INJECT``). After the fault, the comparison of what there is lies in
+``results/<dataset>/partial/``; the report's own outputs are never written outside its job, so
+the next run plans exactly the missing jobs and completes the comparison, and a run after that
+has nothing to do."""
 
 from __future__ import annotations
 
 import csv
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -20,31 +26,41 @@ import torch
 import yaml
 
 from mnistbench.config import deep_merge, load_config
+from mnistbench.io import read_json
 from tests.conftest import ROOT, copy_project
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
+INJECT = ROOT / "tests/inject"
 MODELS = ("lenet5", "simple_cnn")
 EXPLODE = {
     "optimizer": {"name": "sgd", "lr": 1.0e30, "momentum": 0.0},
     "scheduler": {"name": "none"},
 }
 RESULTS = "results/synthetic"
+PARTIAL = f"{RESULTS}/partial"
 
 
-def tiny_project(dest: Path, failing: str | None = None) -> Path:
-    """The smoke config cut down to two models, one epoch and a few hundred images; with
-    ``failing``, that model gets an absurd learning rate so its loss explodes."""
+def tiny_project(
+    dest: Path,
+    failing: str | None = None,
+    models: Sequence[str] = MODELS,
+    epochs: int = 1,
+) -> Path:
+    """The smoke config cut down to ``models``, ``epochs`` epochs and a few hundred images;
+    with ``failing``, that model gets an absurd learning rate so its loss explodes."""
     proj = copy_project(dest)
     cfg = load_config(ROOT / "config/config.yaml", ROOT / "config/smoke.yaml")
     cfg = deep_merge(
         cfg,
         {
             "data": {"val_size": 100, "synthetic": {"n_train": 600, "n_test": 200}},
-            "train": {"max_epochs": 1, "batch_size": 64, "swa": {"enabled": False}},
+            "train": {"max_epochs": epochs, "batch_size": 64, "swa": {"enabled": False}},
         },
     )
-    cfg["models"] = {m: {"train": {"precision": {"cpu": "32-true"}}} for m in MODELS}
+    cfg["train"]["early_stopping"]["enabled"] = False
+    cfg["train"]["require_learning"] = False  # one epoch of ten steps learns little
+    cfg["models"] = {m: {"train": {"precision": {"cpu": "32-true"}}} for m in models}
     if failing:
         cfg["models"][failing]["train"].update(EXPLODE)
     (proj / "config/config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
@@ -56,19 +72,82 @@ def snakemake_cmd(*args: str) -> list[str]:
     return [str(BIN / "snakemake"), "--cores", "2", "--set-threads", "train_model=1", *args]
 
 
-def snakemake(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+def job_env(faults: Sequence[dict] = ()) -> dict[str, str]:
+    """The environment of a Snakemake run whose jobs get ``faults`` (none: a plain run)."""
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("MNISTBENCH_INJECT", None)
+    if faults:
+        env["MNISTBENCH_INJECT"] = json.dumps(list(faults))
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(INJECT), env.get("PYTHONPATH")]))
+    return env
+
+
+def snakemake(
+    cwd: Path, *args: str, check: bool = True, faults: Sequence[dict] = ()
+) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(
-        snakemake_cmd(*args), cwd=cwd, env=env, capture_output=True, text=True, timeout=600
+        snakemake_cmd(*args),
+        cwd=cwd,
+        env=job_env(faults),
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
     return proc
 
 
-def table(proj: Path) -> dict[str, dict[str, str]]:
-    with open(proj / RESULTS / "comparison.csv") as fh:
+def start(cwd: Path, faults: Sequence[dict], *args: str) -> subprocess.Popen[str]:
+    """Snakemake in the background, in its own process group, its output kept."""
+    return subprocess.Popen(
+        snakemake_cmd(*args),
+        cwd=cwd,
+        env=job_env(faults),
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for(path: Path, proc: subprocess.Popen[str], text: str | None = None) -> None:
+    """Until ``path`` exists (and holds ``text``), while Snakemake runs."""
+    deadline = time.monotonic() + 400
+    while time.monotonic() < deadline:
+        if path.exists() and (text is None or text in path.read_text(errors="replace")):
+            return
+        assert proc.poll() is None, f"snakemake ended first:\n{proc.communicate()}"
+        time.sleep(0.2)
+    raise AssertionError(f"{path} never came (or never said {text!r})")
+
+
+def table(path: Path) -> dict[str, dict[str, str]]:
+    with open(path) as fh:
         return {row["model"]: row for row in csv.DictReader(fh)}
+
+
+def planned(proj: Path) -> set[str]:
+    """The jobs a plain dry run plans, as 'rule' or 'rule:model'."""
+    out = snakemake(proj, "-n").stdout
+    jobs = set()
+    for block in re.split(r"\n(?=rule |localrule |checkpoint )", out)[1:]:
+        rule = block.split()[1].rstrip(":")
+        found = re.search(r"wildcards: .*?model=([\w.-]+)", block)
+        jobs.add(f"{rule}:{found.group(1)}" if found else rule)
+    return jobs - {"all"}
+
+
+def complete_after_plain_runs(proj: Path, expected_plan: set[str]) -> dict[str, dict[str, str]]:
+    """The next plain run plans exactly ``expected_plan`` and completes the comparison; the one
+    after has nothing to do. Returns the complete table."""
+    assert planned(proj) == expected_plan
+    snakemake(proj)
+    rows = table(proj / RESULTS / "comparison.csv")
+    assert {r["status"] for r in rows.values()} == {"ok"}, rows
+    assert not (proj / PARTIAL).exists()  # the partial comparison is gone with the fault
+    assert "Nothing to be done" in snakemake(proj, "-n").stdout
+    return rows
 
 
 def written_files(proj: Path) -> set[Path]:
@@ -79,118 +158,151 @@ def written_files(proj: Path) -> set[Path]:
     }
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tiny_project(tmp_path_factory.mktemp("faults"), failing="lenet5")
-
-
-@pytest.fixture(scope="module")
-def keep_going(project: Path) -> tuple[subprocess.CompletedProcess[str], set[Path]]:
-    before = {p.relative_to(project) for p in project.rglob("*")}
-    proc = snakemake(project, "--keep-going", check=False)
-    new = {p.relative_to(project) for p in project.rglob("*")} - before
-    return proc, {p for p in new if p.parts[0] != ".snakemake"}
-
-
-def test_keep_going_lists_the_failed_model_as_failed(project: Path, keep_going) -> None:
-    proc, _ = keep_going
+def test_keep_going_with_one_failing_model_then_a_plain_run_completes(tmp_path: Path) -> None:
+    """lenet5's train job fails as on a full disk; simple_cnn finishes. The terminal says what
+    failed and why, the partial comparison lists lenet5 as failed, and the next plain run trains
+    lenet5 alone; the two train jobs wrote disjoint files."""
+    proj = tiny_project(tmp_path)
+    before = {p.relative_to(proj) for p in proj.rglob("*")}
+    disk_full = [{"stage": "train", "model": "lenet5", "fault": "oserror", "errno": "ENOSPC"}]
+    proc = snakemake(proj, "--keep-going", check=False, faults=disk_full)
     assert proc.returncode != 0
-    assert "Failed models: lenet5" in proc.stdout + proc.stderr
-    # what to do, on the terminal (not only in the job's log)
+    shown = proc.stdout + proc.stderr
     where = "train_model (logs/synthetic/train_model/lenet5.log): mnistbench error: "
-    shown = [ln for ln in proc.stderr.splitlines() if ln.startswith(where)]
-    assert len(shown) == 1 and "lower the learning rate" in shown[0], proc.stderr
+    error = [ln for ln in proc.stderr.splitlines() if ln.startswith(where)]
+    assert len(error) == 1, proc.stderr
+    assert "no space left on device; free some space there" in error[0]
+    assert f"{RESULTS}/models/lenet5/.model.ckpt.injected.tmp" in error[0]
+    assert f"No result for lenet5: {PARTIAL}/comparison.md compares the others." in shown
 
-    # The other model finished; the failed one published nothing and its log says why.
-    assert (project / RESULTS / "models/simple_cnn/test/metrics.json").exists()
-    assert not list((project / RESULTS / "models/lenet5").rglob("*.ckpt"))
-    assert not (project / RESULTS / "models/lenet5/summary.json").exists()
-    train_log = (project / "logs/synthetic/train_model/lenet5.log").read_text()
-    assert "mnistbench error:" in train_log and "lower the learning rate" in train_log
-
-    # The table lists the failed model as failed, and says it is incomplete.
-    rows = table(project)
-    assert set(rows) == set(MODELS)
+    rows = table(proj / PARTIAL / "comparison.csv")
     assert rows["lenet5"]["status"] == "failed (see logs/synthetic/train_model/lenet5.log)"
     assert rows["lenet5"]["test_f1"] == ""
-    assert rows["simple_cnn"]["status"] == "ok" and float(rows["simple_cnn"]["test_f1"]) > 0
-    md = (project / RESULTS / "comparison.md").read_text()
-    before_tables = md.split("\n| ")[0]  # the generated-digits note, then this warning
-    assert "**Incomplete: 1 of 2 models have no result (lenet5)" in before_tables, md
-    assert (project / RESULTS / "figures/learning_curves.png").exists()
-    # Dated 1970 so that the next run rebuilds it.
-    assert (project / RESULTS / "comparison.csv").stat().st_mtime == 0
+    assert rows["simple_cnn"]["status"] == "ok" and float(rows["simple_cnn"]["test_f1"]) > 0.2
+    md = (proj / PARTIAL / "comparison.md").read_text()
+    assert "**Incomplete: 1 of 2 models have no result (lenet5)" in md.split("\n| ")[0], md
+    assert (proj / PARTIAL / "figures/learning_curves.png").read_bytes()[:4] == b"\x89PNG"
+    # The report's own outputs were never written: nothing looks like a complete comparison.
+    assert not (proj / RESULTS / "comparison.csv").exists()
+    assert not list((proj / RESULTS / "models/lenet5").glob("*.ckpt"))
 
-
-def test_concurrent_train_jobs_write_disjoint_files(project: Path, keep_going) -> None:
-    """Both train jobs ran at once (one thread each, 2 cores): every file they wrote lies in
-    their own model directory, log or benchmark; no temporary file is left; nothing landed
-    outside data/, results/ and logs/ (no lightning_logs/ in the working directory), but for
-    DVC's git-ignored scratch directory: DVCLive opens the DVC project, and DVC notes its start
-    there (.dvc/tmp/btime)."""
-    _, new = keep_going
+    # Both train jobs ran at once: each wrote only in its own directory, log or benchmark;
+    # nothing outside data/, results/ and logs/ but DVC's git-ignored scratch (DVCLive).
+    new = {p.relative_to(proj) for p in proj.rglob("*")} - before
     scratch = {Path(".dvc/tmp"), Path(".dvc/tmp/btime")}
-    assert all(p.parts[0] in ("data", "results", "logs") for p in new - scratch), sorted(new)
-    per_model = {
-        m: {p for p in written_files(project) if m in p.parts or p.stem == m} for m in MODELS
-    }
-    assert per_model["lenet5"] and per_model["simple_cnn"]
-    assert not per_model["lenet5"] & per_model["simple_cnn"]
-    assert not [p for p in written_files(project) if p.name.endswith(".tmp")]
+    assert all(p.parts[0] in ("data", "results", "logs", ".snakemake") for p in new - scratch)
+    per_model = {m: {p for p in written_files(proj) if m in p.parts or p.stem == m} for m in MODELS}
+    assert per_model["lenet5"] and not per_model["lenet5"] & per_model["simple_cnn"]
+    assert not [p for p in written_files(proj) if p.name.endswith(".tmp")]
+
+    complete_after_plain_runs(proj, {"train_model:lenet5", "evaluate_model:lenet5", "build_report"})
 
 
-def test_fixed_model_killed_mid_run_then_rerun_incomplete(project: Path, keep_going) -> None:
-    # Fix the failed model's config: only it (and the report) is planned again.
-    cfg = yaml.safe_load((project / "config/config.yaml").read_text())
-    cfg["models"]["lenet5"]["train"] = {"precision": {"cpu": "32-true"}}
-    (project / "config/config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-    plan = snakemake(project, "-n").stdout
-    assert "model=lenet5" in plan and "model=simple_cnn" not in plan and "build_report" in plan
+def test_a_failed_forced_rerun_then_a_plain_run_completes(tmp_path: Path) -> None:
+    """After a complete run, `--forcerun train_model` in which lenet5 fails: Snakemake removed
+    the old outputs of the forced jobs; the next plain run redoes what is missing, no more."""
+    proj = tiny_project(tmp_path)
+    snakemake(proj)
+    disk_full = [{"stage": "train", "model": "lenet5", "fault": "oserror", "errno": "ENOSPC"}]
+    proc = snakemake(proj, "--forcerun", "train_model", check=False, faults=disk_full)
+    assert proc.returncode != 0
+    assert not (proj / RESULTS / "comparison.csv").exists()  # the old one: not of these results
+    status = table(proj / PARTIAL / "comparison.csv")["lenet5"]["status"]
+    assert status == "failed (see logs/synthetic/train_model/lenet5.log)"
+    # simple_cnn retrained in the same run (or was stopped by the failure, and is redone now)
+    retrained = (proj / RESULTS / "models/simple_cnn/summary.json").exists()
+    plan = {"train_model:lenet5", "evaluate_model:lenet5", "evaluate_model:simple_cnn"}
+    plan |= {"build_report"} | (set() if retrained else {"train_model:simple_cnn"})
+    complete_after_plain_runs(proj, plan)
 
-    # Hold the train job just after it has published model.ckpt, before summary.json (a copy
-    # of the code, dated 1970 so that the edit itself reruns nothing), then kill everything.
-    training = project / "src/mnistbench/training.py"
-    original = training.read_text()
-    assert "    averaged = " in original
-    held = original.replace(
-        "    averaged = ", '    __import__("time").sleep(600)\n    averaged = ', 1
-    )
-    training.write_text(held)
-    os.utime(training, (0, 0))
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
-    job = subprocess.Popen(
-        snakemake_cmd(),
-        cwd=project,
-        env=env,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    model_dir = project / RESULTS / "models/lenet5"
+
+def test_sigterm_during_training_then_a_plain_run_resumes_it(tmp_path: Path) -> None:
+    """SIGTERM to Snakemake while lenet5 trains its second epoch: the job stops, keeps its
+    epoch checkpoint, is listed as stopped with the command that resumes it; the plain rerun
+    continues after epoch 1."""
+    proj = tiny_project(tmp_path, models=("lenet5",), epochs=3)
+    hold = [{"stage": "train", "model": "lenet5", "fault": "hold_epoch", "epoch": 1}]
+    proc = start(proj, hold)
+    log = proj / "logs/synthetic/train_model/lenet5.log"
+    wait_for(log, proc, "held at epoch index 1")
+    assert (proj / RESULTS / "models/lenet5/lightning/resume/last.ckpt").exists()
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode != 0
+    assert "mnistbench: stopped by SIGTERM" in log.read_text()
+    assert "Stopped jobs resume (training from its last epoch): snakemake --cores 2" in err
+    rows = table(proj / PARTIAL / "comparison.csv")
+    assert rows["lenet5"]["status"] == "stopped (the same command resumes it)", out + err
+
+    complete_after_plain_runs(proj, {"train_model:lenet5", "evaluate_model:lenet5", "build_report"})
+    summary = read_json(proj / RESULTS / "models/lenet5/summary.json")
+    assert summary["resumed_after_epoch"] == 1 and summary["epochs"] == 3
+    assert "resuming from" in log.read_text()
+
+
+def test_sigint_during_evaluation_then_a_plain_run_evaluates_it(tmp_path: Path) -> None:
+    """SIGINT (Ctrl-C) to Snakemake while lenet5 is evaluated: the rerun evaluates it (and does
+    not train it again), then builds the whole comparison."""
+    proj = tiny_project(tmp_path)
+    hold = [{"stage": "evaluate", "model": "lenet5", "fault": "hold"}]
+    proc = start(proj, hold)
+    log = proj / "logs/synthetic/evaluate_model/lenet5.log"
+    wait_for(log, proc, "held before scoring")
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=300)
+    assert proc.returncode != 0
+    assert "mnistbench: stopped by SIGINT" in log.read_text()
+    rows = table(proj / PARTIAL / "comparison.csv")
+    assert rows["lenet5"]["status"] == "stopped (the same command resumes it)"
+    trained = (proj / RESULTS / "models/lenet5/model.ckpt").stat().st_mtime
+    # simple_cnn may have been evaluated before the stop, or stopped too
+    plan = {"evaluate_model:lenet5", "build_report"}
+    if not (proj / RESULTS / "models/simple_cnn/test/metrics.json").exists():
+        plan.add("evaluate_model:simple_cnn")
+    complete_after_plain_runs(proj, plan)
+    assert (proj / RESULTS / "models/lenet5/model.ckpt").stat().st_mtime == trained
+
+
+def test_a_diverging_model_fails_and_is_listed_as_diverged(tmp_path: Path) -> None:
+    """A learning rate 50 times too high: the loss explodes in the first epoch; the job fails
+    with a line that names the model, the epoch and the knob, and publishes nothing."""
+    proj = tiny_project(tmp_path, models=("lenet5",))
+    cfg = yaml.safe_load((proj / "config/config.yaml").read_text())
+    cfg["models"]["lenet5"]["train"]["scheduler"] = {"max_lr": 50.0}
+    (proj / "config/config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    proc = snakemake(proj, check=False)
+    assert proc.returncode != 0
+    where = "train_model (logs/synthetic/train_model/lenet5.log): mnistbench error: lenet5 diverged"
+    error = [ln for ln in proc.stderr.splitlines() if ln.startswith(where)]
+    assert len(error) == 1, proc.stderr
+    assert "at epoch 1" in error[0] and "scheduler.max_lr = 50" in error[0], error[0]
+    rows = table(proj / PARTIAL / "comparison.csv")
+    assert rows["lenet5"]["status"] == "diverged (see logs/synthetic/train_model/lenet5.log)"
+    assert not (proj / RESULTS / "models/lenet5/model.ckpt").exists()
+
+
+def test_killed_mid_publish_then_rerun_incomplete(tmp_path: Path) -> None:
+    """A kill -9 of Snakemake and its jobs (a lost node) after model.ckpt, before summary.json:
+    what is left under a final name is whole; Snakemake refuses the incomplete files until
+    --rerun-incomplete, which completes the comparison."""
+    proj = tiny_project(tmp_path, models=("lenet5",))
+    model_dir = proj / RESULTS / "models/lenet5"
+    hold = [{"stage": "train", "model": "lenet5", "fault": "hold_summary"}]
+    proc = start(proj, hold)
     try:
-        deadline = time.monotonic() + 400
-        while not (model_dir / "model.ckpt").exists() and time.monotonic() < deadline:
-            assert job.poll() is None, "snakemake ended before the train job was held"
-            time.sleep(0.5)
-        assert (model_dir / "model.ckpt").exists(), "the train job never published model.ckpt"
+        wait_for(model_dir / "metrics.csv", proc)
     finally:
-        os.killpg(job.pid, signal.SIGKILL)  # snakemake and its jobs, as a lost node would
-        job.wait()
-
-    # What is left under a final name is complete (the checkpoint loads); the rest is missing.
-    assert torch.load(model_dir / "model.ckpt", map_location="cpu", weights_only=False)[
-        "state_dict"
-    ]
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+    ckpt = torch.load(model_dir / "model.ckpt", map_location="cpu", weights_only=False)
+    assert ckpt["hyper_parameters"]["arch"] == "lenet5" and ckpt["state_dict"]
     assert not (model_dir / "summary.json").exists()
-    assert not [p for p in model_dir.iterdir() if p.suffix == ".tmp" and not p.name.startswith(".")]
+    assert not [p for p in model_dir.iterdir() if p.suffix == ".tmp"]
 
-    training.write_text(original)
-    os.utime(training, (0, 0))
-    snakemake(project, "--unlock")  # a killed Snakemake leaves its lock behind
-    refused = snakemake(project, check=False)
+    snakemake(proj, "--unlock")  # a killed Snakemake leaves its lock behind
+    refused = snakemake(proj, check=False)
     assert refused.returncode != 0 and "--rerun-incomplete" in refused.stdout + refused.stderr
-    snakemake(project, "--rerun-incomplete")
-    rows = table(project)
-    assert set(rows) == set(MODELS) and {r["status"] for r in rows.values()} == {"ok"}
-    assert not (project / RESULTS / "comparison.md").read_text().startswith("**Incomplete")
-    assert "Nothing to be done" in snakemake(project, "-n").stdout
+    snakemake(proj, "--rerun-incomplete")
+    rows = table(proj / RESULTS / "comparison.csv")
+    assert set(rows) == {"lenet5"} and rows["lenet5"]["status"] == "ok"
+    assert "Nothing to be done" in snakemake(proj, "-n").stdout

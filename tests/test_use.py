@@ -121,7 +121,26 @@ def image_files(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     Image.fromarray(digit).resize((100, 100)).save(d / "big.jpg")
     (d / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20)
     (d / "notes.txt").write_text("not an image")
-    return [d / n for n in ("inverted.png", "rgb.png", "big.jpg", "corrupt.png", "notes.txt")]
+    (d / "huge.png").write_bytes(png_claiming_size(14_000, 14_000))
+    names = ("inverted.png", "rgb.png", "big.jpg", "corrupt.png", "notes.txt", "huge.png")
+    return [d / n for n in names]
+
+
+def png_claiming_size(width: int, height: int) -> bytes:
+    """A small PNG whose header says ``width`` x ``height`` (a decompression bomb as PIL sees
+    it: the size alone is refused, before any pixel is read)."""
+    import io
+    import struct
+    import zlib
+
+    buf = io.BytesIO()
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(buf, format="PNG")
+    data = bytearray(buf.getvalue())
+    ihdr = data.index(b"IHDR")
+    data[ihdr + 4 : ihdr + 12] = struct.pack(">II", width, height)
+    crc = zlib.crc32(bytes(data[ihdr : ihdr + 17]))
+    data[ihdr + 17 : ihdr + 21] = struct.pack(">I", crc)
+    return bytes(data)
 
 
 def test_predict_files_reports_bad_files_and_predicts_the_rest(trained, image_files) -> None:
@@ -135,6 +154,7 @@ def test_predict_files_reports_bad_files_and_predicts_the_rest(trained, image_fi
         assert sum(row[f"p{i}"] for i in range(10)) == pytest.approx(1.0, abs=1e-5)
     for row, path in zip(bad, image_files[3:], strict=True):
         assert row["label"] is None and str(path) in row["error"]
+    assert "too large to read safely" in rows[5]["error"]  # 14,000 x 14,000: one file's error
     assert images.shape == (3, 28, 28)
 
 
@@ -144,10 +164,10 @@ def test_predict_command_csv_and_exit_status(trained, image_files, tmp_path, cap
     model = str(trained[0])
     main(["predict", model, *map(str, image_files), "--out", str(tmp_path / "p.csv")])
     err = capsys.readouterr().err
-    assert "corrupt.png" in err and "predicted 3 of 5 inputs" in err
+    assert "corrupt.png" in err and "predicted 3 of 6 inputs" in err
     lines = (tmp_path / "p.csv").read_text().splitlines()
     assert lines[0] == "file,label," + ",".join(f"p{i}" for i in range(10)) + ",error"
-    assert len(lines) == 6
+    assert len(lines) == 7
     # Every file unreadable: exit status 1; a model that is not there: 2 (a user error).
     with pytest.raises(SystemExit) as exc:
         main(["predict", model, str(image_files[3]), str(image_files[4])])

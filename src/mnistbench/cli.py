@@ -25,8 +25,10 @@ files; 2 on a user error (a config, model, file or option that cannot be used), 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -209,6 +211,36 @@ def main(argv: Sequence[str] | None = None) -> None:
     except MnistbenchError as exc:
         print(f"mnistbench error: {exc}", file=sys.stderr)
         sys.exit(2)
+    except OSError as exc:
+        advice = storage_advice(exc)
+        if advice is None:
+            raise
+        print(f"mnistbench error: {advice}", file=sys.stderr)
+        sys.exit(2)
+
+
+# What the user can do about a file system that refuses a write.
+STORAGE_ERRORS = {
+    errno.ENOSPC: "free some space there (or point results/ elsewhere), then run again",
+    errno.EDQUOT: "your disk quota is used up: free some space, then run again",
+    errno.EROFS: "the file system is read-only: run from a writable copy of the project",
+    errno.EACCES: "you may not write there: fix its permissions or run as its owner",
+    errno.EPERM: "you may not write there: fix its permissions or run as its owner",
+}
+
+
+def storage_advice(exc: OSError) -> str | None:
+    """One line for a write the file system refused (disk full, read-only, permissions): the
+    path, the reason and what to do; None for other errors. Every output is written under a
+    temporary name and renamed when whole (``mnistbench.io``), so nothing half-written is left
+    under a final name."""
+    if exc.errno not in STORAGE_ERRORS:
+        return None
+    path = exc.filename or "(a file of this stage)"
+    return (
+        f"{path}: {os.strerror(exc.errno).lower()}; {STORAGE_ERRORS[exc.errno]}. "
+        "Nothing half-written was kept under a final name."
+    )
 
 
 if __name__ == "__main__":

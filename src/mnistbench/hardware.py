@@ -248,16 +248,14 @@ def resolve_speed(
         return _decided(key, variants[0], {**why, "reason": note})
     inherited = os.environ.get(ENV_DECISION, "")
     if inherited.startswith(key + "="):
-        variant = json.loads(inherited.split("=", 1)[1])
-        return _decided(key, tuple(variant), {**why, "reason": "decided by the launching process"})
+        variant = _variant(inherited.split("=", 1)[1], variants)
+        if variant is not None:
+            return _decided(key, variant, {**why, "reason": "decided by the launching process"})
     cached = cache_dir() / f"{key}.json"
-    if cached.is_file():
-        try:
-            entry = json.loads(cached.read_text())
-            variant = (entry["precision"], entry["channels_last"])
-            return _decided(key, variant, {**why, **entry, "cache": str(cached)})
-        except (OSError, ValueError, KeyError):
-            pass  # unreadable: probe again
+    entry = read_cached(cached, variants)
+    if entry is not None:
+        variant = (entry["precision"], entry["channels_last"])
+        return _decided(key, variant, {**why, **entry, "cache": str(cached)})
     if not probe_allowed:
         return _decided(key, (FP32, False), {**why, "reason": "not probed in this process"})
     t0 = time.perf_counter()
@@ -274,6 +272,34 @@ def resolve_speed(
     except OSError as exc:
         log.warning("could not cache the speed decision in %s: %s", cached, exc)
     return _decided(key, variant, {**why, **entry})
+
+
+def _variant(text: str, variants: list[Variant]) -> Variant | None:
+    """A decision passed down as JSON ``[precision, channels_last]``, if it is one of these."""
+    try:
+        precision, layout = json.loads(text)
+    except (ValueError, TypeError):
+        return None
+    return (precision, layout) if (precision, layout) in variants else None
+
+
+def read_cached(path: Path, variants: list[Variant]) -> dict[str, Any] | None:
+    """The cached decision in ``path`` if it is whole and one of ``variants``; else None, with
+    a warning naming the file when there is one (it is then measured again and rewritten)."""
+    if not path.is_file():
+        return None
+    try:
+        entry = json.loads(path.read_text(encoding="utf-8"))
+        variant = (entry["precision"], entry["channels_last"])
+        if variant not in variants or not isinstance(entry["reason"], str):
+            raise ValueError(f"{variant} is not one of {variants}")
+        if not isinstance(entry.get("probe_images_s", {}), dict):
+            raise ValueError("probe_images_s is no mapping")
+        return entry
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        log.warning("ignoring the speed cache %s, which is not a decision (%s): measuring again",
+                    path, exc or type(exc).__name__)  # fmt: skip
+        return None
 
 
 def _explain(rates: Mapping[Variant, float], chosen: Variant, seconds: float, note: str) -> str:

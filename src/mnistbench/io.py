@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,6 +39,21 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         os.replace(tmp, final)
     except BaseException:
         tmp.unlink(missing_ok=True)
+        raise
+
+
+def replace_tree(src: str | os.PathLike[str], dest: str | os.PathLike[str]) -> None:
+    """A copy of the directory ``src`` at ``dest``, replacing what was there: copied under a
+    temporary name beside it, then renamed into place."""
+    final = Path(dest)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    try:
+        shutil.copytree(src, tmp, dirs_exist_ok=True)
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 

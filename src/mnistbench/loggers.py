@@ -2,12 +2,12 @@
 
 Always two: the CSV file Lightning writes in the run's working directory (``lightning/
 metrics.csv``, from which the published ``metrics.csv`` and the report's learning curves come)
-and DVCLive, whose ``dvclive/metrics.json`` and ``dvclive/plots/`` are the train stage's DVC
-metrics and plots (``dvc exp show``, ``dvc plots show``, the VS Code extension's live plots).
-The config's ``loggers`` adds the ones people already run: ``tensorboard`` (event files in
-``lightning/tensorboard/``) and ``mlflow`` (a run per model in the experiment
-``mnistbench-<dataset>``, at ``$MLFLOW_TRACKING_URI`` or ``./mlruns``); they are extras
-(``pip install -e '.[loggers]'``).
+and DVCLive, whose ``dvclive/metrics.json`` and ``dvclive/plots/`` (written in ``lightning/``,
+published at the end of the run) are the train stage's DVC metrics and plots (``dvc exp show``,
+``dvc plots show``, the VS Code extension's live plots). The config's ``loggers`` adds the ones
+people already run: ``tensorboard`` (event files in ``lightning/tensorboard/``) and ``mlflow`` (a
+run per model in the experiment ``mnistbench-<dataset>``, at ``$MLFLOW_TRACKING_URI`` or
+``./mlruns``); they are extras (``pip install -e '.[loggers]'``).
 """
 
 from __future__ import annotations
@@ -59,8 +59,11 @@ def run_loggers(
         CSVLogger(save_dir=work, name="", version="", flush_logs_every_n_steps=1),
         # No dvc.yaml of its own (the pipeline's declares its files) and no experiment of its
         # own (dvc exp run makes those).
+        # Written in the working directory, which a rerun keeps (Snakemake deletes a job's
+        # outputs before it runs it): a resumed run continues its curves there, and the whole
+        # history is published to out/dvclive/ at the end (training._publish).
         DVCLiveLogger(
-            run_name=name, dir=str(out / LIVE_DIR), resume=resume, dvcyaml=None,
+            run_name=name, dir=str(work / LIVE_DIR), resume=resume, dvcyaml=None,
             save_dvc_exp=False, report=None, monitor_system=False,
         ),
     ]  # fmt: skip

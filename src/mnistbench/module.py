@@ -31,6 +31,9 @@ from mnistbench.hardware import optimizer_for
 from mnistbench.metrics import accuracy, macro_f1
 from mnistbench.models import build_model
 
+# An epoch's mean training loss this many times a fresh model's (log K) means divergence.
+EXPLODED = 10
+
 
 class Classifier(L.LightningModule):
     def __init__(
@@ -167,10 +170,28 @@ class Classifier(L.LightningModule):
 
     def _non_finite(self, loss: float, where: str) -> None:
         raise TrainingError(
-            f"the training loss became {loss} at epoch {self.current_epoch}, "
-            f"{where}; lower the learning rate (optimizer.lr / scheduler.max_lr) "
+            f"diverged: the training loss became {loss} at epoch {self.current_epoch + 1}, "
+            f"{where}; lower the learning rate ({self.learning_rates()}) "
             "or use precision 32-true. No checkpoint was published."
         )
+
+    def learning_rates(self) -> str:
+        """The knobs of a diverging run, as the config names them, with their values."""
+        rates = [f"optimizer.lr = {self.optimizer_cfg['lr']:g}"]
+        if self.scheduler_cfg["name"] == "onecycle":
+            rates.append(f"scheduler.max_lr = {self.scheduler_cfg['max_lr']:g}")
+        return ", ".join(rates)
+
+    def _exploded(self, loss: float) -> None:
+        """A finite loss far above a fresh model's (log K for K classes) has diverged: stop
+        now, not after the last epoch, and publish nothing."""
+        fresh = math.log(self.num_classes)
+        if loss > EXPLODED * fresh:
+            raise TrainingError(
+                f"diverged at epoch {self.current_epoch + 1}: its mean training loss was "
+                f"{loss:.3g}, over {EXPLODED} times a fresh model's ({fresh:.2f}); lower the "
+                f"learning rate ({self.learning_rates()}). No checkpoint was published."
+            )
 
     def on_train_epoch_start(self) -> None:
         self._reset("train")
@@ -186,6 +207,7 @@ class Classifier(L.LightningModule):
             return
         if not math.isfinite(train["loss"]):
             self._non_finite(train["loss"], "summed over the epoch")
+        self._exploded(train["loss"])
         for name, value in train.items():
             self.log(f"train/{name}", value)
 

@@ -63,6 +63,11 @@ OUTPUTS: dict[str, dict[str, str]] = {
         "plot": f"{RUN}/tune/lr_finder.png",
     },
 }
+# After a failed or stopped run, the comparison of what there is goes here, never over the
+# report's own outputs: Snakemake's record of them stays true, so the next run plans exactly the
+# missing jobs (``stages.report``; removed by the next complete report).
+PARTIAL = "results/{dataset}/partial"
+
 # Outputs that are directories (Snakemake's directory(); DVC tracks them whole).
 DIRECTORIES = {("train_model", "live_plots")}
 
@@ -70,3 +75,11 @@ DIRECTORIES = {("train_model", "live_plots")}
 def outputs(rule: str, dataset: str, run: str | None = None) -> dict[str, str]:
     """The stage's output paths; ``run`` is its run, or its ensemble for build_ensemble."""
     return {k: v.format(dataset=dataset, model=run, ensemble=run) for k, v in OUTPUTS[rule].items()}
+
+
+def partial_outputs(dataset: str) -> dict[str, str]:
+    """The report's outputs for a failed or stopped run: the same names under ``PARTIAL``, but
+    for DVC's metric summary (that of a complete run only)."""
+    root, prefix = PARTIAL.format(dataset=dataset), f"results/{dataset}/"
+    full = outputs("build_report", dataset)
+    return {k: f"{root}/{v.removeprefix(prefix)}" for k, v in full.items() if k != "summary"}

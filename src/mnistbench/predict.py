@@ -157,6 +157,11 @@ def read_image(path: str | Path) -> tuple[np.ndarray, str | None]:
         raise MnistbenchError(f"{path}: no such file") from exc
     except UnidentifiedImageError as exc:
         raise MnistbenchError(f"{path}: not an image PIL can read (PNG, JPEG, ...)") from exc
+    except Image.DecompressionBombError as exc:  # no Exception PIL shares with other errors
+        raise MnistbenchError(
+            f"{path}: too large to read safely ({exc}); scale it down first (a digit needs "
+            "no more than a few hundred pixels a side)"
+        ) from exc
     except (OSError, ValueError) as exc:
         raise MnistbenchError(f"{path}: unreadable image ({exc})") from exc
 

@@ -41,7 +41,7 @@ def choose_weights(
     if use_final and not _finite(module):
         if not best_path:
             raise TrainingError(
-                "the final weights hold NaN or infinite values and no earlier epoch was "
+                "diverged: the final weights hold NaN or infinite values and no earlier epoch was "
                 "checkpointed; lower the learning rate (optimizer.lr / scheduler.max_lr) or "
                 "use precision 32-true. No checkpoint was published."
             )
@@ -52,3 +52,17 @@ def choose_weights(
         "val_f1_best_epoch": best_score,
         "val_f1_final": final_score,
     }
+
+
+def no_better_than_chance(module: Classifier, val_f1: float) -> None:
+    """A run whose published weights score no better than guessing on validation (macro-F1 at
+    most 1/K: a model that predicts one class scores about 2/K**2) diverged or never learned:
+    an error, not a result."""
+    chance = 1.0 / module.num_classes
+    if val_f1 <= chance:
+        raise TrainingError(
+            f"diverged or did not learn: validation F1 {val_f1:.3f} after "
+            f"{module.current_epoch} epoch(s) is no better than chance ({chance:.2f} for "
+            f"{module.num_classes} classes); lower the learning rate "
+            f"({module.learning_rates()}), or train longer. No checkpoint was published."
+        )

@@ -14,7 +14,7 @@ from typing import Any
 from mnistbench.config import model_names, resolve_model
 from mnistbench.datasets import dataset_names, local_dir
 from mnistbench.errors import ConfigError, did_you_mean
-from mnistbench.paths import outputs
+from mnistbench.paths import outputs, partial_outputs
 from mnistbench.runs import ensembles
 
 
@@ -119,10 +119,16 @@ def ensemble(config: Mapping[str, Any], name: str) -> dict[str, Any]:
 
 
 def report(config: Mapping[str, Any], failed: Mapping[str, str] | None = None) -> Any:
-    """The comparison of every run of the config; ``failed`` (run -> why) after a failed run."""
+    """The comparison of every run of the config. With ``failed`` (run -> why, after a failed or
+    stopped run) it goes to the partial outputs (``paths.PARTIAL``), beside the report's own;
+    a complete comparison removes an earlier partial one."""
+    import shutil
+
     from mnistbench.reporting import build_report
 
     dataset = config["dataset"]
+    partial = partial_outputs(dataset)
+    shutil.rmtree(_dir(partial["csv"]), ignore_errors=True)
     runs = {run: _dir(outputs("train_model", dataset, run)["ckpt"]) for run in model_names(config)}
     combined = [
         _dir(_dir(outputs("build_ensemble", dataset, name)["metrics"]))
@@ -130,7 +136,7 @@ def report(config: Mapping[str, Any], failed: Mapping[str, str] | None = None) -
     ]
     return build_report(
         list(runs.values()),
-        outputs("build_report", dataset),
+        partial if failed else outputs("build_report", dataset),
         config,
         failed=failed,
         test_split=outputs("prepare_data", dataset)["test"],

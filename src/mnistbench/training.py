@@ -38,14 +38,15 @@ from mnistbench.config import swa_start_epoch
 from mnistbench.data.prepare import split_classes
 from mnistbench.datamodule import MNISTDataModule
 from mnistbench.devices import environment_info, resolve_accelerator
+from mnistbench.errors import TrainingError
 from mnistbench.hardware import apply_speed
-from mnistbench.io import atomic_path, read_json, write_json, write_text
-from mnistbench.loggers import run_loggers
+from mnistbench.io import atomic_path, read_json, replace_tree, write_json, write_text
+from mnistbench.loggers import LIVE_DIR, run_loggers
 from mnistbench.models import build_model, count_parameters
 from mnistbench.module import Classifier
 from mnistbench.progress import Progress, clock
 from mnistbench.resume import epoch_table, fingerprint, keep_logged_before, resume_checkpoint
-from mnistbench.selection import choose_weights
+from mnistbench.selection import choose_weights, no_better_than_chance
 
 log = logging.getLogger(__name__)
 # What train_model publishes in the model's directory (the pipeline's train outputs).
@@ -118,14 +119,26 @@ def train_model(
             (run.out / published).unlink(missing_ok=True)
     try:
         return _train(settings, prepared, stats, run)
-    except Exception:
-        # Lightning's own epoch checkpoints are working files: never leave one that a reader
-        # could take for a result of a failed run, nor a resume point that led to the failure.
-        # (Ctrl-C and kills keep them: the rerun resumes.)
-        if run.rank0:
-            shutil.rmtree(run.work / "checkpoints", ignore_errors=True)
-            shutil.rmtree(run.work / "resume", ignore_errors=True)
+    except TrainingError as exc:  # say which run: several train at once
+        _discard_working_checkpoints(run)
+        raise TrainingError(f"{settings['name']} {exc}") from None
+    except OSError as exc:
+        _discard_working_checkpoints(run)
+        if exc.filename is None:  # a failed write says no file name: the run's directory
+            raise OSError(exc.errno, exc.strerror, str(run.out)) from exc
         raise
+    except Exception:
+        _discard_working_checkpoints(run)
+        raise
+
+
+def _discard_working_checkpoints(run: Run) -> None:
+    """After a failure: Lightning's own epoch checkpoints are working files: never leave one
+    that a reader could take for a result of a failed run, nor a resume point that led to the
+    failure. (Ctrl-C and kills keep them: the rerun resumes.)"""
+    if run.rank0:
+        shutil.rmtree(run.work / "checkpoints", ignore_errors=True)
+        shutil.rmtree(run.work / "resume", ignore_errors=True)
 
 
 def _setup(settings: dict[str, Any], out: Path, threads: int | None) -> tuple[dict[str, Any], Run]:
@@ -177,6 +190,8 @@ def _train(settings: dict[str, Any], prepared: Path, stats: dict[str, Any], run:
     if not trainer.is_global_zero:
         return {}
     scores = choose_weights(module, final_path, best.best_model_path, dm.splits["val"])
+    if settings["require_learning"]:
+        no_better_than_chance(module, max(scores["val_f1_final"], scores["val_f1_best_epoch"]))
     scores.update(params=count_parameters(module.net), train_seconds=train_seconds)
     snapshot = {"model": settings, "data": stats, "prepared": str(prepared)}
     return _publish(settings, snapshot, run, scores, trainer)
@@ -189,10 +204,18 @@ def _resume_point(stamp: str, run: Run) -> None:
     found = resume_checkpoint(work, stamp, clear=run.rank0)
     if found is None:
         return
-    run.resume_from, state = found
-    rows = keep_logged_before(
-        work / "metrics.csv", int(state["global_step"]), work / "metrics.before-resume.csv"
-    )
+    last, state = found
+    try:
+        rows = keep_logged_before(
+            work / "metrics.csv", int(state["global_step"]), work / "metrics.before-resume.csv"
+        )
+    except (OSError, ValueError, KeyError, TypeError) as exc:  # its epochs' metrics are lost
+        log.warning("not resuming from %s: the metrics of its epochs are unreadable (%s); "
+                    "starting over", last, exc)  # fmt: skip
+        if run.rank0:
+            shutil.rmtree(work, ignore_errors=True)
+        return
+    run.resume_from = last
     # Saved at the end of epoch index `epoch` (0-based), so that many + 1 epochs are done.
     run.resumed_epochs = int(state["epoch"]) + 1
     log.info(
@@ -246,6 +269,7 @@ def _publish(
     history = epoch_table(work / "metrics.before-resume.csv", work / "metrics.csv")
     with atomic_path(out / "metrics.csv") as tmp:
         history.to_csv(tmp, index=False)
+    replace_tree(work / LIVE_DIR, out / LIVE_DIR)  # DVCLive's metrics and plots, every epoch
     summary = _summary(settings, run, history, scores, selected)
     snapshot = {**snapshot, "environment": environment_info()}
     write_text(out / "config.yaml", yaml.safe_dump(snapshot, sort_keys=False))

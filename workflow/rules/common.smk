@@ -5,6 +5,8 @@ import json
 import os
 import re
 import shlex
+import shutil
+import subprocess
 import sys
 
 # The workflow runs its own package source (src/), in this process and in every job, so a copy
@@ -27,7 +29,7 @@ from mnistbench.config import (
 )
 from mnistbench.devices import train_gpus
 from mnistbench.errors import MnistbenchError
-from mnistbench.paths import DIRECTORIES, OUTPUTS
+from mnistbench.paths import DIRECTORIES, OUTPUTS, partial_outputs
 from mnistbench.preflight import check_configfiles, check_local_dir
 from mnistbench.runs import ensembles
 
@@ -202,46 +204,97 @@ def read_logs(logfiles):
     return text
 
 
-def show_job_errors(logfiles):
-    """After a failed run: each failed job's `mnistbench error:` lines (what to fix), from its
-    log to the terminal, where Snakemake shows only the log's path."""
+SAID = ("mnistbench error:", "mnistbench: stopped")  # a job's own last words
+
+
+def failed_jobs(logfiles):
+    """(rule, job log, what the job said, outputs) of each job that failed or was stopped,
+    from Snakemake's log: the job's `mnistbench error:` and `mnistbench: stopped` lines."""
+    jobs = []
     for block in re.split(r"Error in rule\s", read_logs(logfiles))[1:]:
         head = block.split("\n\n")[0]
-        job_log = re.search(r"^\s*log: (\S+)", head, re.M)
-        if not job_log or not os.path.exists(job_log.group(1)):
-            continue
-        with open(job_log.group(1), encoding="utf-8", errors="replace") as fh:
-            errors = [line.rstrip() for line in fh if line.startswith("mnistbench error:")]
-        for line in errors:
-            print(f"{head.split(':', 1)[0]} ({job_log.group(1)}): {line}", file=sys.stderr)
+        found = re.search(r"^\s*log: (\S+)", head, re.M)
+        job_log = found.group(1) if found else None
+        said = []
+        if job_log and os.path.exists(job_log):
+            with open(job_log, encoding="utf-8", errors="replace") as fh:
+                said = [ln.rstrip() for ln in fh if ln.startswith(SAID)]
+        found = re.search(r"^\s*output: (.+)$", head, re.M)
+        outputs = found.group(1).split(", ") if found else []
+        jobs.append((head.split(":", 1)[0].strip(), job_log, said, outputs))
+    return jobs
 
 
-def failed_models(logfiles, dataset):
-    """Models whose train or evaluate job on ``dataset`` failed, from Snakemake's log: name ->
-    status."""
-    text = read_logs(logfiles)
-    job_log = re.compile(
-        rf"log: (logs/{re.escape(dataset)}/(?:train|evaluate)_model/([A-Za-z0-9_.-]+)\.log)"
-    )
+def remove_outputs(paths):
+    """The outputs a failed or stopped job did write: Snakemake leaves them, marked incomplete,
+    when a signal stopped it, and the next plain run would refuse them (IncompleteFilesException)
+    instead of redoing the job. Each was written whole (mnistbench.io), but the set is not."""
+    for path in paths:
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+        elif os.path.exists(path):
+            os.remove(path)
+
+
+def job_status(job_log, said):
+    """A run's status in the partial comparison: stopped (resumable), diverged or failed."""
+    if any(line.startswith("mnistbench: stopped") for line in said):
+        return "stopped (the same command resumes it)"
+    if any(line.startswith("mnistbench error:") and "diverged" in line for line in said):
+        return f"diverged (see {job_log})"
+    return f"failed (see {job_log})"
+
+
+def show_job_errors(jobs):
+    """After a failed run: each failed job's `mnistbench error:` lines (what to fix), from its
+    log to the terminal, where Snakemake shows only the log's path; and how to resume."""
+    stopped = False
+    for rule, job_log, said, _ in jobs:
+        for line in said:
+            if line.startswith("mnistbench error:"):
+                print(f"{rule} ({job_log}): {line}", file=sys.stderr)
+            else:
+                stopped = True
+    if stopped:
+        command = shlex.join(["snakemake", *sys.argv[1:]])
+        print(f"Stopped jobs resume (training from its last epoch): {command}", file=sys.stderr)
+
+
+def failed_models(jobs, dataset):
+    """Runs of ``dataset`` whose train or evaluate job failed or was stopped: name -> status."""
+    where = re.escape(dataset)
+    job_log = re.compile(rf"logs/{where}/(?:train|evaluate)_model/([A-Za-z0-9_.-]+)\.log")
     failed = {}
-    for block in re.split(r"Error in rule\s", text)[1:]:
-        found = job_log.search(block.split("\n\n")[0])
-        if found and found.group(2) in MODELS:
-            failed[found.group(2)] = f"failed (see {found.group(1)})"
+    for _rule, path, said, _ in jobs:
+        found = job_log.fullmatch(path or "")
+        if found and found.group(1) in MODELS:
+            failed[found.group(1)] = job_status(path, said)
     return failed
 
 
-def partial_report(logfiles):
-    """The comparison of each data set after a failed run: failed models listed as failed, not
-    left out."""
+def report_failure(logfiles):
+    """onerror: what the failed jobs left removed, the partial comparisons, then what each
+    failed job said and how to resume."""
+    jobs = failed_jobs(logfiles)
+    for *_, outputs in jobs:
+        remove_outputs(outputs)
+    partial_report(jobs)
+    show_job_errors(jobs)
+
+
+def partial_report(jobs):
+    """After a failed or stopped run, for each data set with a failed run: the comparison of
+    what there is, every run listed (the failed ones with their status), in its own files
+    (results/<dataset>/partial/). The report's own outputs are removed, never written here:
+    Snakemake's record stays true, and the next run plans exactly the missing jobs."""
     for dataset in DATASETS:
-        partial_report_of(logfiles, dataset)
+        partial_report_of(jobs, dataset)
 
 
-def partial_report_of(logfiles, dataset):
-    failed = failed_models(logfiles, dataset)
+def partial_report_of(jobs, dataset):
+    failed = failed_models(jobs, dataset)
     if not failed:
-        return  # no model failed (e.g. the data step): the last complete table still holds
+        return  # no run failed (e.g. the data step): the last complete table still holds
     for model in MODELS:  # a model never reached (the run stopped first) has no result either
         done = all(
             os.path.exists(STAGES[(rule, dataset, model)].outs[key])
@@ -249,21 +302,22 @@ def partial_report_of(logfiles, dataset):
         )
         if not done and model not in failed:
             failed[model] = "not run (an earlier step failed)"
-    stage = STAGES[("build_report", dataset, None)]
-    outs = stage.outs
-    log_path = f"logs/{dataset}/build_report.log"
-    if os.path.exists(outs["summary"]):  # the one-line summary of a complete run only
-        os.remove(outs["summary"])
-    states = " ".join(shlex.quote(f"{m}={s}") for m, s in failed.items())
-    cmd = stage.command()
-    try:  # shell() formats its command: braces (of --set JSON) must be doubled to stay literal
-        shell(f"{cmd} --failed {states} > {log_path} 2>&1".replace("{", "{{").replace("}", "}}"))
-        print(f"Failed models: {', '.join(failed)}; {outs['csv']} lists them as such.")
-    except Exception as exc:  # never leave a table that hides the failure
-        for name in ("csv", "md", "seeds"):
-            if os.path.exists(outs[name]):
-                os.remove(outs[name])
-        print(f"Could not write the partial comparison ({exc}; see {log_path}); removed the old one.")
+    report_stage = STAGES[("build_report", dataset, None)]
+    for path in report_stage.outs.values():  # an earlier comparison: not of these results
+        if os.path.isfile(path):
+            os.remove(path)
+    partial, log_path = partial_outputs(dataset), f"logs/{dataset}/partial_report.log"
+    argv = shlex.split(report_stage.command()) + ["--failed"]
+    argv += [f"{model}={status}" for model, status in failed.items()]
+    paths = [SRC, os.environ.get("PYTHONPATH")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
+    os.makedirs(os.path.dirname(log_path), exist_ok=True)
+    with open(log_path, "w") as log_file:
+        written = subprocess.run(argv, stdout=log_file, stderr=subprocess.STDOUT, env=env)
+    if written.returncode == 0:
+        print(f"No result for {', '.join(failed)}: {partial['md']} compares the others.")
+    else:
+        print(f"Could not write the partial comparison (see {log_path}).")
 
 
 def report_command():

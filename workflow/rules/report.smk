@@ -29,9 +29,9 @@ rule build_report:
         "{params.cmd} > {log} 2>&1"
 
 
-# After a failed run (e.g. `--keep-going` with one model failing), the table must not look
-# complete, nor keep an earlier run's numbers: it is rebuilt listing every model, the failed
-# ones with status "failed (see <log>)". It is dated 1970, so the next run rebuilds it.
+# After a failed or stopped run (e.g. `--keep-going` with one model failing, or Ctrl-C): each
+# failed job's error line, and the comparison of what there is, every run listed (the failed
+# ones with their status) in results/<dataset>/partial/. The report's own outputs are never
+# written outside its job: the next run plans exactly the jobs that are missing.
 onerror:
-    show_job_errors(log)
-    partial_report(log)
+    report_failure(log)

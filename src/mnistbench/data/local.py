@@ -67,8 +67,25 @@ def local_sources(local_dir: str | os.PathLike[str], ds: DataSet = MNIST) -> dic
         raise DataError(
             f"data.local_dir = {str(src)!r} is missing {', '.join(missing)}{packed}; put "
             f"{what} there (gzip or uncompressed) or unset data.local_dir to download them"
+            f"{_renames(folders, missing)}"
         )
     return sources
+
+
+def _renames(folders: list[Path], missing: list[str]) -> str:
+    """Advice for files there under near-miss names (e.g. Kaggle's copies of MNIST,
+    ``train-images.idx3-ubyte``): rename them to the published names."""
+    present = [p for f in folders if f.is_dir() for p in f.iterdir() if p.is_file()]
+    pairs = []
+    for name in missing:
+        plain = name.removesuffix(".gz")
+        stems = {p.name.removesuffix(".gz"): p.name for p in present}
+        close = difflib.get_close_matches(plain, list(stems), n=1, cutoff=0.85)
+        if close:
+            found = stems[close[0]]
+            target = name if found.endswith(".gz") else plain
+            pairs.append(f"{found!r} to {target!r}")
+    return f". Files there have near-miss names: rename {', '.join(pairs)}" if pairs else ""
 
 
 def local_file_error(exc: DataError, local_dir: str | os.PathLike[str]) -> DataError:

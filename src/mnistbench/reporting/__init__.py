@@ -11,7 +11,6 @@ documentation from a results directory.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -59,11 +58,6 @@ def build_report(
     done = [d for d in model_dirs if Path(d).name not in failed]
     write_provenance(done, out, manifest, config)
     if failed:
-        # Dated 1970: older than any input, so the next run rebuilds the report even if the
-        # failed runs' outputs appear without Snakemake knowing (e.g. made by hand).
-        for name in ("csv", "md", "seeds"):
-            if name in out:
-                os.utime(out[name], (0, 0))
         log.warning("partial comparison written to %s; failed: %s", out["csv"], ", ".join(failed))
     else:
         log.info("comparison of %d runs written to %s", len(table), out["csv"])
