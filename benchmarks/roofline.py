@@ -33,8 +33,9 @@ from torch.nn import functional as F
 
 from mnistbench.config import load_config, resolve_model, validate_config
 from mnistbench.evaluation import count_macs
-from mnistbench.hardware import machine_signature, native_bf16, optimizer_for
+from mnistbench.hardware import machine_signature, native_bf16
 from mnistbench.models import build_model
+from mnistbench.optim import optimizer_for
 
 
 def sync(device: torch.device) -> None:

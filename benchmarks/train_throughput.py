@@ -50,9 +50,10 @@ from mnistbench.config import load_config, resolve_model, validate_config
 from mnistbench.data.prepare import load_split
 from mnistbench.data.synthetic import make_digits
 from mnistbench.datamodule import MNISTDataModule
-from mnistbench.hardware import apply_speed, optimizer_for
+from mnistbench.hardware import apply_speed
 from mnistbench.models import build_model
 from mnistbench.module import Classifier
+from mnistbench.optim import optimizer_for
 from mnistbench.training import resolve_accelerator
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from mnistbench import hardware
+from mnistbench import hardware, speedcache
 from mnistbench.config import load_validated, resolve_model
 from mnistbench.hardware import FP32, resolve_speed
 from mnistbench.resume import FINGERPRINT_KEY
@@ -61,7 +61,7 @@ def test_a_bad_speed_cache_file_is_named_ignored_and_rewritten(
     what: str, settings: dict, probes: list, caplog: pytest.LogCaptureFixture, monkeypatch
 ) -> None:
     resolve_speed(settings, "cpu")  # the first decision, cached
-    [cached] = list(hardware.cache_dir().glob("*.json"))
+    [cached] = list(speedcache.cache_dir().glob("*.json"))
     cached.write_text(BAD_ENTRIES[what], encoding="latin-1")
     monkeypatch.delenv(hardware.ENV_DECISION)
     with caplog.at_level(logging.WARNING, logger="mnistbench.hardware"):
@@ -76,7 +76,7 @@ def test_a_bad_speed_cache_file_is_named_ignored_and_rewritten(
 def test_a_bad_decision_passed_down_is_measured_again(settings: dict, probes: list, monkeypatch):
     first = resolve_speed(settings, "cpu")
     key = hardware.os.environ[hardware.ENV_DECISION].split("=", 1)[0]
-    for path in hardware.cache_dir().glob("*.json"):
+    for path in speedcache.cache_dir().glob("*.json"):
         path.unlink()
     monkeypatch.setenv(hardware.ENV_DECISION, f"{key}=not json")
     assert resolve_speed(settings, "cpu")[:2] == first[:2] and len(probes) == 2

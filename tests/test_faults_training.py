@@ -288,6 +288,7 @@ def small_project(tmp_path: Path) -> Path:
     """Config files and prepared tiny data in a working directory, as a train job finds them."""
     from tests.conftest import copy_project
 
+    (tmp_path / "proj").mkdir()
     proj = copy_project(tmp_path / "proj")
     for stage in ("download", "prepare"):
         subprocess.run(mnistbench(stage), cwd=proj, env=project_env(proj), check=True, timeout=300)
@@ -303,7 +304,7 @@ def mnistbench(*args: str) -> list[str]:
     files = ["config/config.yaml", "config/smoke.yaml"]
     tiny = {
         "data": {"val_size": 80, "synthetic": {"n_train": 400, "n_test": 40}},
-        "train": {"max_epochs": 1, "require_learning": False},
+        "train": {"max_epochs": 2, "require_learning": False},
     }
     return [sys.executable, "-m", "mnistbench", *args, "--configfile", *files, "--set"] + [
         json.dumps(tiny)
@@ -342,4 +343,4 @@ def test_a_full_or_read_only_disk_is_one_error_line_naming_the_path(
     assert last.startswith(f"mnistbench error: {out.relative_to(small_project)}"), proc.stderr
     assert advice in last and "Nothing half-written was kept under a final name" in last
     assert "Traceback" not in proc.stderr
-    assert not [f for f in files if f.name in PUBLISHED or f.suffix == ".ckpt"], files
+    assert not [f for f in files if str(f) in PUBLISHED or f.suffix == ".ckpt"], files

@@ -126,7 +126,7 @@ def test_summary_records_the_choice_on_an_avx2_capped_cpu(project_root, tmp_path
 
     write_synthetic(tmp_path / "raw", 200, 50, seed=0)
     prepare_dataset(tmp_path / "raw", tmp_path / "prepared", val_size=50, split_seed=0)
-    s = settings(project_root, max_epochs=1, name="lenet5")
+    s = settings(project_root, max_epochs=1, name="lenet5", require_learning=False)
     code = (
         "import json, sys; from mnistbench.training import train_model; "
         "train_model(json.loads(sys.argv[1]), sys.argv[2], sys.argv[3], threads=1)"

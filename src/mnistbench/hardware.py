@@ -11,10 +11,10 @@ convolutions, and not its AVX2 ones). So ``auto`` times a few real training step
 - bf16 only if its best layout is at least ``MIXED_MARGIN`` faster than fp32's best layout;
 - channels-last only if it is faster than the default layout in the chosen precision.
 
-The decision is cached per machine signature and model (``$MNISTBENCH_CACHE_DIR``, default
-``~/.cache/mnistbench``), so a model is probed once per machine and later runs agree with the
-first; it is recorded, with the probe's timings, in the model's ``summary.json``. Processes that
-Lightning starts for more devices inherit the decision through the environment.
+The decision is cached per machine signature and model (``mnistbench.speedcache``), so a model
+is probed once per machine and later runs agree with the first; it is recorded, with the probe's
+timings, in the model's ``summary.json``. Processes that Lightning starts for more devices
+inherit the decision through the environment.
 """
 
 from __future__ import annotations
@@ -25,14 +25,15 @@ import logging
 import os
 import platform
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch.nn import functional as F
 
-from mnistbench.io import write_json
+from mnistbench.optim import optimizer_for
+from mnistbench.speedcache import cache_dir, read_cached, write_cached
 
 log = logging.getLogger(__name__)
 
@@ -106,31 +107,6 @@ def machine_signature(device: torch.device | str = "cpu") -> dict[str, Any]:
     else:
         sig["threads"] = torch.get_num_threads()
     return sig
-
-
-def optimizer_for(params: Iterable[torch.nn.Parameter], cfg: Mapping[str, Any]):
-    """The configured optimiser (``train.optimizer``): training, probes and benchmarks alike.
-
-    On a GPU the fused implementation: one kernel per step instead of several per tensor."""
-    params = list(params)
-    fused = {"fused": True} if params and all(p.is_cuda for p in params) else {}
-    if cfg["name"] == "sgd":
-        momentum = cfg["momentum"]
-        return torch.optim.SGD(
-            params,
-            lr=cfg["lr"],
-            momentum=momentum,
-            weight_decay=cfg["weight_decay"],
-            nesterov=momentum > 0,  # Nesterov needs momentum
-            **fused,
-        )
-    cls = torch.optim.Adam if cfg["name"] == "adam" else torch.optim.AdamW
-    return cls(params, lr=cfg["lr"], weight_decay=cfg["weight_decay"], **fused)
-
-
-def cache_dir() -> Path:
-    default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "mnistbench"
-    return Path(os.environ.get("MNISTBENCH_CACHE_DIR", default)) / "speed"
 
 
 Variant = tuple[str, bool]  # (precision, channels_last)
@@ -267,39 +243,17 @@ def resolve_speed(
         "reason": _explain(rates, variant, time.perf_counter() - t0, note),
         "probe_images_s": {_label(v): round(r, 1) for v, r in rates.items()},
     }
-    try:
-        write_json(cached, entry)
-    except OSError as exc:
-        log.warning("could not cache the speed decision in %s: %s", cached, exc)
+    write_cached(cached, entry)
     return _decided(key, variant, {**why, **entry})
 
 
 def _variant(text: str, variants: list[Variant]) -> Variant | None:
     """A decision passed down as JSON ``[precision, channels_last]``, if it is one of these."""
     try:
-        precision, layout = json.loads(text)
+        variant = tuple(json.loads(text))
     except (ValueError, TypeError):
         return None
-    return (precision, layout) if (precision, layout) in variants else None
-
-
-def read_cached(path: Path, variants: list[Variant]) -> dict[str, Any] | None:
-    """The cached decision in ``path`` if it is whole and one of ``variants``; else None, with
-    a warning naming the file when there is one (it is then measured again and rewritten)."""
-    if not path.is_file():
-        return None
-    try:
-        entry = json.loads(path.read_text(encoding="utf-8"))
-        variant = (entry["precision"], entry["channels_last"])
-        if variant not in variants or not isinstance(entry["reason"], str):
-            raise ValueError(f"{variant} is not one of {variants}")
-        if not isinstance(entry.get("probe_images_s", {}), dict):
-            raise ValueError("probe_images_s is no mapping")
-        return entry
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        log.warning("ignoring the speed cache %s, which is not a decision (%s): measuring again",
-                    path, exc or type(exc).__name__)  # fmt: skip
-        return None
+    return variant if variant in variants else None  # type: ignore[return-value]
 
 
 def _explain(rates: Mapping[Variant, float], chosen: Variant, seconds: float, note: str) -> str:

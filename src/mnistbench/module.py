@@ -27,9 +27,9 @@ from torch.nn import functional as F
 
 from mnistbench.data.registry import DIGITS
 from mnistbench.errors import TrainingError
-from mnistbench.hardware import optimizer_for
 from mnistbench.metrics import accuracy, macro_f1
 from mnistbench.models import build_model
+from mnistbench.optim import optimizer_for
 
 # An epoch's mean training loss this many times a fresh model's (log K) means divergence.
 EXPLODED = 10

@@ -63,10 +63,14 @@ def resume_checkpoint(
         except Exception as exc:  # killed while writing it
             state = None
             log.info("not resuming: %s is unreadable (%s); starting over", last, exc)
+        state = state if isinstance(state, dict) else None
         found = str((state or {}).get(FINGERPRINT_KEY, "(none)"))
-        if state is not None and found == expected:
+        problem = _unreadable_metrics(work, state) if found == expected else None
+        if state is not None and found == expected and problem is None:
             return last, state
-        if state is not None:
+        if problem is not None:  # resuming would lose the learning curve of its epochs
+            log.warning("not resuming from %s: %s; starting over", last, problem)
+        elif state is not None:
             log.info(
                 "not resuming from %s: it was made with other settings, data or training code "
                 "(fingerprint %s, now %s); starting over",
@@ -78,6 +82,19 @@ def resume_checkpoint(
         log.info("no resumable checkpoint in %s; starting over", work)
     if clear:  # only the first process: the other ranks start while it trains into ``work``
         shutil.rmtree(work, ignore_errors=True)
+    return None
+
+
+def _unreadable_metrics(work: Path, state: dict[str, Any]) -> str | None:
+    """What is wrong with the step counts of a resumable checkpoint or the metrics its epochs
+    logged (resuming would lose their learning curve), or None."""
+    try:
+        int(state["global_step"]), int(state["epoch"])
+        for path in (work / "metrics.before-resume.csv", work / "metrics.csv"):
+            if path.is_file() and "step" not in pd.read_csv(path).columns:
+                return f"{path} holds no metrics table"
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return f"its epochs' metrics are unreadable ({exc})"
     return None
 
 

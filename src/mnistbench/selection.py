@@ -63,6 +63,7 @@ def no_better_than_chance(module: Classifier, val_f1: float) -> None:
         raise TrainingError(
             f"diverged or did not learn: validation F1 {val_f1:.3f} after "
             f"{module.current_epoch} epoch(s) is no better than chance ({chance:.2f} for "
-            f"{module.num_classes} classes); lower the learning rate "
-            f"({module.learning_rates()}), or train longer. No checkpoint was published."
+            f"{module.num_classes} classes); check the learning rate "
+            f"({module.learning_rates()}: too high diverges, too low learns nothing), or train "
+            "longer. No checkpoint was published."
         )

@@ -119,26 +119,21 @@ def train_model(
             (run.out / published).unlink(missing_ok=True)
     try:
         return _train(settings, prepared, stats, run)
-    except TrainingError as exc:  # say which run: several train at once
-        _discard_working_checkpoints(run)
-        raise TrainingError(f"{settings['name']} {exc}") from None
-    except OSError as exc:
-        _discard_working_checkpoints(run)
-        if exc.filename is None:  # a failed write says no file name: the run's directory
-            raise OSError(exc.errno, exc.strerror, str(run.out)) from exc
+    except Exception as exc:
+        # Lightning's own epoch checkpoints are working files: never leave one that a reader
+        # could take for a result of a failed run, nor a resume point that led to the failure.
+        # (Ctrl-C and kills keep them: the rerun resumes.)
+        if run.rank0:
+            shutil.rmtree(run.work / "checkpoints", ignore_errors=True)
+            shutil.rmtree(run.work / "resume", ignore_errors=True)
+            (run.work / "final.ckpt").unlink(missing_ok=True)
+        if isinstance(exc, TrainingError):  # say which run: several train at once
+            raise TrainingError(f"{settings['name']} {exc}") from None
+        if isinstance(exc, OSError) and not str(exc.filename).startswith(str(run.out)):
+            # a failed write names no file, or a temporary one elsewhere: name the run's too
+            where = f" (writing {exc.filename})" if exc.filename else ""
+            raise OSError(exc.errno, exc.strerror, f"{run.out}{where}") from exc
         raise
-    except Exception:
-        _discard_working_checkpoints(run)
-        raise
-
-
-def _discard_working_checkpoints(run: Run) -> None:
-    """After a failure: Lightning's own epoch checkpoints are working files: never leave one
-    that a reader could take for a result of a failed run, nor a resume point that led to the
-    failure. (Ctrl-C and kills keep them: the rerun resumes.)"""
-    if run.rank0:
-        shutil.rmtree(run.work / "checkpoints", ignore_errors=True)
-        shutil.rmtree(run.work / "resume", ignore_errors=True)
 
 
 def _setup(settings: dict[str, Any], out: Path, threads: int | None) -> tuple[dict[str, Any], Run]:
@@ -204,18 +199,10 @@ def _resume_point(stamp: str, run: Run) -> None:
     found = resume_checkpoint(work, stamp, clear=run.rank0)
     if found is None:
         return
-    last, state = found
-    try:
-        rows = keep_logged_before(
-            work / "metrics.csv", int(state["global_step"]), work / "metrics.before-resume.csv"
-        )
-    except (OSError, ValueError, KeyError, TypeError) as exc:  # its epochs' metrics are lost
-        log.warning("not resuming from %s: the metrics of its epochs are unreadable (%s); "
-                    "starting over", last, exc)  # fmt: skip
-        if run.rank0:
-            shutil.rmtree(work, ignore_errors=True)
-        return
-    run.resume_from = last
+    run.resume_from, state = found
+    rows = keep_logged_before(
+        work / "metrics.csv", int(state["global_step"]), work / "metrics.before-resume.csv"
+    )
     # Saved at the end of epoch index `epoch` (0-based), so that many + 1 epochs are done.
     run.resumed_epochs = int(state["epoch"]) + 1
     log.info(
