@@ -9,12 +9,23 @@ offline; console errors, uncaught exceptions and failed requests are collected.
 from __future__ import annotations
 
 import html
+import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tests.requires import import_or_missing, missing
+
+
+# Where the browser tests keep their screenshots: the test's temporary directory, unless this
+# names a directory (docs/img/make-screenshots.sh: tests/artifacts/).
+SCREENSHOTS = "MNISTBENCH_SCREENSHOTS"
+
+
+def screenshot_path(name: str, tmp_path: Path) -> Path:
+    kept = os.environ.get(SCREENSHOTS)
+    return (Path(kept).resolve() if kept else tmp_path) / name
 
 
 def find_chromium() -> str | None:
