@@ -17,7 +17,6 @@ from typing import Any
 
 from tests.requires import import_or_missing, missing
 
-
 # Where the browser tests keep their screenshots: the test's temporary directory, unless this
 # names a directory (docs/img/make-screenshots.sh: tests/artifacts/).
 SCREENSHOTS = "MNISTBENCH_SCREENSHOTS"

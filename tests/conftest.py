@@ -19,6 +19,8 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 # `precision: auto` caches its per-machine probes: one cache for the whole session (the
 # workflow runs in subprocesses inherit it), never the user's ~/.cache.
 os.environ.setdefault("MNISTBENCH_CACHE_DIR", tempfile.mkdtemp(prefix="mnistbench-cache-"))
+# Hypothesis keeps its examples and caches there too, not in .hypothesis/ of the checkout.
+os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", tempfile.mkdtemp(prefix="hypothesis-"))
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

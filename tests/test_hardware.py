@@ -232,6 +232,7 @@ def test_summary_records_the_choice_on_an_avx2_capped_cpu(project_root, tmp_path
             str(tmp_path / "m"),
         ],
         env=env,
+        cwd=tmp_path,  # DVCLive finds the DVC project from here: not the checkout's .dvc/
         check=True,
         capture_output=True,
         timeout=300,
