@@ -311,7 +311,9 @@ def idx_files(draw: st.DrawFn) -> tuple[bytes, bool, np.ndarray | str | None]:
 
 
 @settings(
-    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=200,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(idx_files())
 def test_idx_reader_reads_valid_files_exactly_and_refuses_the_rest(tmp_path: Path, case) -> None:
@@ -367,7 +369,9 @@ def mnist_pairs(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, str | None]:
 
 
 @settings(
-    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(mnist_pairs(), st.booleans())
 def test_mnist_pair_reader_reads_a_valid_pair_and_refuses_a_damaged_one(
