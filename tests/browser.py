@@ -9,12 +9,22 @@ offline; console errors, uncaught exceptions and failed requests are collected.
 from __future__ import annotations
 
 import html
+import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytest
+from tests.requires import import_or_missing, missing
+
+# Where the browser tests keep their screenshots: the test's temporary directory, unless this
+# names a directory (docs/img/make-screenshots.sh: tests/artifacts/).
+SCREENSHOTS = "MNISTBENCH_SCREENSHOTS"
+
+
+def screenshot_path(name: str, tmp_path: Path) -> Path:
+    kept = os.environ.get(SCREENSHOTS)
+    return (Path(kept).resolve() if kept else tmp_path) / name
 
 
 def find_chromium() -> str | None:
@@ -26,11 +36,12 @@ def find_chromium() -> str | None:
 
 
 def chromium_or_skip() -> str:
-    """The browser, or skip the test: without Chromium or Playwright nothing can be opened."""
+    """The browser; without Chromium or Playwright nothing can be opened: the test is skipped,
+    and fails in CI (``tests/requires.py``)."""
     binary = find_chromium()
     if binary is None:
-        pytest.skip("chromium not installed (Debian: apt-get install chromium; .ci/run does it)")
-    pytest.importorskip("playwright.sync_api", reason="playwright missing (requirements.lock)")
+        missing("chromium not installed (Debian: apt-get install chromium; .ci/run does it)")
+    import_or_missing("playwright.sync_api", "playwright missing (envs/requirements.lock)")
     return binary
 
 

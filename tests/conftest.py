@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.server
 import os
+import random
 import shutil
 import tempfile
 from collections import Counter
@@ -18,6 +19,49 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 # `precision: auto` caches its per-machine probes: one cache for the whole session (the
 # workflow runs in subprocesses inherit it), never the user's ~/.cache.
 os.environ.setdefault("MNISTBENCH_CACHE_DIR", tempfile.mkdtemp(prefix="mnistbench-cache-"))
+# Hypothesis keeps its examples and caches there too, not in .hypothesis/ of the checkout.
+os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", tempfile.mkdtemp(prefix="hypothesis-"))
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--order",
+        default="file",
+        help="run the tests in file order (default), 'reverse', or 'random' or 'random:SEED' "
+        "(modules shuffled, then the tests within each): every module must pass in any order",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("order") == "random":  # a seed, shown in the header, to rerun the order
+        config.option.order = f"random:{random.randrange(10**6)}"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``--order``: the modules in reverse or random order, and the tests within each likewise;
+    a module's tests stay together, so its module fixtures are set up once."""
+    order = config.getoption("order")
+    if order == "file":
+        return
+    kind, _, seed = order.partition(":")
+    if kind not in ("reverse", "random"):
+        raise pytest.UsageError(f"--order {order}: give file, reverse, random or random:SEED")
+    rng = random.Random(int(seed or 0))
+    modules: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        modules.setdefault(item.nodeid.split("::")[0], []).append(item)
+    groups = list(modules.values())
+    for group in [groups, *groups]:
+        if kind == "reverse":
+            group.reverse()
+        else:
+            rng.shuffle(group)
+    items[:] = [item for group in groups for item in group]
+
+
+def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:  # type: ignore[no-untyped-def]
+    if config.getoption("order") != "file":  # even with -q: how to run this order again
+        terminalreporter.write_line(f"test order: --order {config.getoption('order')}")
 
 
 @pytest.fixture(scope="session")

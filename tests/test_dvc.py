@@ -2,8 +2,10 @@
 
 The end-to-end tests (marked slow) write dvc.yaml for a two-seed smoke comparison
 (`mnistbench dvc-yaml --configfile config/config.yaml config/smoke.yaml <overlay>`: two small
-models, two seeds each, one epoch), run `dvc repro` once, then check what a second run, a
-parameter change, `dvc metrics show` and a push/pull round trip do. The comparison of the DVC
+models, two seeds each, one epoch), run `dvc repro` once (a module fixture), then check what a
+second run, a parameter change, `dvc metrics show` and a push/pull round trip do. A test that
+changes the project (an experiment, a parameter, a push and pull) works on its own copy, so the
+tests pass in any order. The comparison of the DVC
 stages with the Snakemake jobs is tests/test_pipeline.py.
 """
 
@@ -16,17 +18,20 @@ import os
 import re
 import shlex
 import shutil
+import statistics
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
 from mnistbench.config import load_config
 from mnistbench.dvc import overrides
 from mnistbench.errors import ConfigError
-from tests.browser import chromium_or_skip, open_page
+from mnistbench.stats import mcnemar_exact
+from tests.browser import chromium_or_skip, open_page, screenshot_path
 from tests.conftest import ROOT, copy_project
 
 BIN = Path(sys.executable).parent
@@ -148,6 +153,20 @@ def repro(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return proj
 
 
+@pytest.fixture
+def own_repro(repro: Path, tmp_path: Path) -> Path:
+    """A copy of the project after `dvc repro` (its git repository, DVC cache and outputs) for
+    a test that changes it: the others see the project as the one `dvc repro` left it."""
+    return Path(shutil.copytree(repro, tmp_path / "proj", symlinks=True))
+
+
+def predictions(proj: Path, name: str) -> dict[str, np.ndarray]:
+    """A run's or an ensemble's test predictions (test/predictions.npz)."""
+    kind = "ensembles" if name.endswith("-ensemble") else "models"
+    with np.load(proj / f"results/synthetic/{kind}/{name}/test/predictions.npz") as npz:
+        return {k: npz[k] for k in npz.files}
+
+
 @pytest.mark.slow
 def test_repro_builds_the_two_seed_comparison(repro: Path) -> None:
     with open(repro / "results/synthetic/comparison.csv") as fh:
@@ -160,7 +179,13 @@ def test_repro_builds_the_two_seed_comparison(repro: Path) -> None:
         assert members and set(members) <= {f"{m}-seed1", f"{m}-seed2"}
         assert int(ens["params"]) == sum(int(rows[r]["params"]) for r in members)
         assert float(ens["ci_low"]) <= float(ens["test_f1"]) <= float(ens["ci_high"])
-        assert 0.0 <= float(ens["mcnemar_p"]) <= 1.0 and rows[f"{m}-seed1"]["kind"] == "run"
+        assert rows[f"{m}-seed1"]["kind"] == "run"
+        # McNemar's test against the better of the runs it was chosen from, on these predictions
+        best = next(r for r in rows if r in (f"{m}-seed1", f"{m}-seed2"))  # the table's order
+        ens_preds, run_preds = predictions(repro, f"{m}-ensemble"), predictions(repro, best)
+        labels = run_preds["labels"]
+        _, _, p = mcnemar_exact(ens_preds["preds"] == labels, run_preds["preds"] == labels)
+        assert float(ens["mcnemar_p"]) == pytest.approx(p, rel=1e-2, abs=1e-300)
     md = (repro / "results/synthetic/comparison.md").read_text()
     assert all(f"| `{e}` (ensemble) |" in md for e in ENSEMBLES)
     summary = json.loads((repro / "results/synthetic/summary.json").read_text())
@@ -171,8 +196,11 @@ def test_repro_builds_the_two_seed_comparison(repro: Path) -> None:
     with open(repro / "results/synthetic/seeds.csv") as fh:
         over_seeds = {row["model"]: row for row in csv.DictReader(fh)}
     assert set(over_seeds) == set(MODELS)
-    for row in over_seeds.values():
-        assert row["n_seeds"] == "2" and row["seeds"] == "1 2" and float(row["test_f1_std"]) >= 0
+    for m, row in over_seeds.items():  # the mean and sample std of the two seeds' test F1
+        f1s = [float(rows[f"{m}-seed{s}"]["test_f1"]) for s in (1, 2)]
+        assert row["n_seeds"] == "2" and row["seeds"] == "1 2"
+        assert float(row["test_f1_mean"]) == pytest.approx(statistics.mean(f1s), abs=1e-5)
+        assert float(row["test_f1_std"]) == pytest.approx(statistics.stdev(f1s), abs=1e-5)
     # DVC's outputs are git-ignored by the project's .gitignore; DVC adds no .gitignore of its own.
     assert sh(repro, "git", "status", "--porcelain", "--untracked-files=all").split() == [
         "??",
@@ -194,9 +222,13 @@ def test_metrics_show_lists_test_f1_of_every_model(repro: Path) -> None:
     shown = json.loads(dvc(repro, "metrics", "show", "--json"))
     (workspace,) = shown.values()  # the workspace only (its key is "" in DVC 3.67)
     files = workspace["data"]
-    for r in RUNS:
-        metrics = files[f"results/synthetic/models/{r}/test/metrics.json"]["data"]
-        assert 0.0 <= metrics["test_f1"] <= 1.0
+    with open(repro / "results/synthetic/comparison.csv") as fh:
+        table = {row["model"]: float(row["test_f1"]) for row in csv.DictReader(fh)}
+    for r in RUNS:  # what the evaluation wrote, the F1 of the comparison table
+        path = f"results/synthetic/models/{r}/test/metrics.json"
+        metrics = files[path]["data"]
+        assert metrics == json.loads((repro / path).read_text())
+        assert metrics["test_f1"] == pytest.approx(table[r], abs=1e-5)
     best = files["results/synthetic/summary.json"]["data"]
     best_run = max(
         files[f"results/synthetic/models/{r}/test/metrics.json"]["data"]["test_f1"] for r in RUNS
@@ -230,7 +262,7 @@ DRAWN = """Array.from(document.querySelectorAll('.vega-embed')).filter(e => {
 
 
 @pytest.mark.slow
-def test_plots_page_draws_offline_in_chromium(repro: Path) -> None:
+def test_plots_page_draws_offline_in_chromium(repro: Path, tmp_path: Path) -> None:
     """`dvc plots show`'s page, opened with the network closed, draws every plot: Vega comes
     from the page itself (.dvc/config's plots.html_template), not from a CDN."""
     out = dvc(repro, "plots", "show")
@@ -240,7 +272,7 @@ def test_plots_page_draws_offline_in_chromium(repro: Path) -> None:
     n_plots = html.count("vegaEmbed('#")
     assert n_plots >= 2 * len(RUNS) + 1, n_plots  # learning curves, confusions, F1-vs-params
     assert "cdn.jsdelivr" not in html and "<script src=" not in html
-    shot = ROOT / "tests/artifacts/dvc-plots.png"
+    shot = screenshot_path("dvc-plots.png", tmp_path)
     result = open_page(
         chromium_or_skip(),
         page,
@@ -269,11 +301,14 @@ def exp_show(proj: Path, *args: str) -> str:
 
 
 @pytest.mark.slow
-def test_an_experiment_leaves_the_workspace_alone_and_shows_in_120_columns(repro: Path) -> None:
+def test_an_experiment_leaves_the_workspace_alone_and_shows_in_120_columns(
+    own_repro: Path,
+) -> None:
     """The README's experiment, on a commit of the run (`dvc exp run --temp -S ...`), runs
     outside the workspace: its config/config.yaml stays as it was (a later plain `snakemake` or
     `dvc repro` runs what it says). Then the README's `dvc exp show` fits 120 columns, nothing
     cut: the changed parameter and the changed runs' test F1."""
+    repro = own_repro
     sh(repro, "git", "add", "dvc.lock")
     sh(repro, "git", "commit", "-q", "-m", "baseline run")
     config = (repro / "config/config.yaml").read_bytes()
@@ -300,7 +335,8 @@ def test_an_experiment_leaves_the_workspace_alone_and_shows_in_120_columns(repro
 
 
 @pytest.mark.slow
-def test_one_models_parameter_reruns_only_that_model(repro: Path) -> None:
+def test_one_models_parameter_reruns_only_that_model(own_repro: Path) -> None:
+    repro = own_repro
     cfg_path = repro / "config/config.yaml"
     config = yaml.safe_load(cfg_path.read_text())
     config["models"]["lenet5"]["train"]["optimizer"] = {"lr": 0.002}
@@ -313,7 +349,8 @@ def test_one_models_parameter_reruns_only_that_model(repro: Path) -> None:
 
 
 @pytest.mark.slow
-def test_push_then_pull_restores_every_output(repro: Path) -> None:
+def test_push_then_pull_restores_every_output(own_repro: Path) -> None:
+    repro = own_repro
     # download 5, prepare 4, report 13; per run: train 6 (DVCLive's plots a directory),
     # evaluate 7 (val predictions too); per ensemble 2
     assert len(dvc_outputs(repro)) == 9 + 13 + 13 * len(RUNS) + 2 * len(ENSEMBLES)

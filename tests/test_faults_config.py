@@ -96,16 +96,19 @@ def test_unknown_model_for_a_single_job(default) -> None:
         resolve_model(cfg, "lenet")
 
 
-def test_bad_config_stops_snakemake_before_any_job(project_root, tmp_path) -> None:
-    """The Snakefile validates on parse: a dry run fails with the key, no job is planned."""
+def test_bad_config_stops_snakemake_before_any_job(tmp_path) -> None:
+    """The Snakefile validates on parse: a dry run fails with the key, no job is planned (in a
+    copy: Snakemake writes its .snakemake/ where it runs)."""
     import subprocess
     import sys
     from pathlib import Path
 
+    from tests.conftest import copy_project
+
     snakemake = Path(sys.executable).parent / "snakemake"
     proc = subprocess.run(
         [str(snakemake), "-n", "--configfile", "config/smoke.yaml", "--config", "trian={}"],
-        cwd=project_root,
+        cwd=copy_project(tmp_path),
         capture_output=True,
         text=True,
         timeout=120,

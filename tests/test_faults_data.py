@@ -264,13 +264,24 @@ def _header(ndim: int, dims: list[int], code: int = 0x08, magic: bytes = b"\x00\
     return magic + bytes([code, ndim]) + struct.pack(f">{len(dims)}I", *dims)
 
 
+UNKNOWN = "unknown"  # random bytes: valid or not, the reader decides
+
+
 @st.composite
-def idx_files(draw: st.DrawFn) -> tuple[bytes, bool]:
-    """Random bytes, or an IDX header (mostly valid magic) with random dims and a body that is
-    exact, short or long; gzip-compressed or not, sometimes with the gzip stream cut short."""
-    kind = draw(st.sampled_from(["random", "header"]))
+def idx_files(draw: st.DrawFn) -> tuple[bytes, bool, np.ndarray | str | None]:
+    """Random bytes; an IDX header (mostly valid magic) with random dims and a body that is
+    exact, short or long; or a well-formed file. Gzip-compressed or not, sometimes with the gzip
+    stream cut short. With the bytes, whether the name ends in .gz, and what the reader must
+    return: the array a valid file holds, None where it must refuse the file, or UNKNOWN."""
+    kind = draw(st.sampled_from(["random", "header", "valid"]))
+    expected: np.ndarray | str | None = UNKNOWN
     if kind == "random":
         data = draw(st.binary(max_size=600))
+    elif kind == "valid":
+        dims = draw(st.lists(st.integers(0, 6), min_size=1, max_size=4))
+        body = draw(st.binary(min_size=int(np.prod(dims)), max_size=int(np.prod(dims))))
+        data = _header(len(dims), dims) + body
+        expected = np.frombuffer(body, np.uint8).reshape(dims)
     else:
         ndim = draw(st.integers(0, 4))
         dims = draw(st.lists(st.integers(0, 12), min_size=ndim, max_size=ndim))
@@ -278,50 +289,103 @@ def idx_files(draw: st.DrawFn) -> tuple[bytes, bool]:
             dims = [*dims[:-1], draw(st.integers(0, 2**32 - 1))] if dims else dims
         code = draw(st.sampled_from([0x08, 0x08, 0x08, 0x09, 0x0D]))
         magic = draw(st.sampled_from([b"\x00\x00", b"\x00\x00", b"\x00\x01", b"\x1f\x8b"]))
-        header = _header(ndim, dims, code, magic)
-        if draw(st.booleans()):
-            header = header[: draw(st.integers(0, len(header)))]
+        full = _header(ndim, dims, code, magic)
+        header = full[: draw(st.integers(0, len(full)))] if draw(st.booleans()) else full
         size = int(np.prod(dims)) if dims and max(dims) < 2**16 else 0
         size = max(0, size + draw(st.integers(-3, 3)))
-        data = header + draw(st.binary(min_size=size, max_size=size))
-    compress = draw(st.booleans())
-    if compress:
-        data = gzip.compress(data, mtime=0)
+        body = draw(st.binary(min_size=size, max_size=size))
+        data = header + body
+        ok = header == full and magic == b"\x00\x00" and code == 0x08 and ndim >= 1
+        ok = ok and size == int(np.prod(dims))
+        expected = np.frombuffer(body, np.uint8).reshape(dims) if ok else None
+    gz_name = draw(st.booleans())
+    if draw(st.booleans()):
+        data = full_gz = gzip.compress(data, mtime=0)
         if draw(st.booleans()):
             data = data[: draw(st.integers(0, len(data)))]
-    return data, draw(st.booleans())
+        if data != full_gz and expected is not UNKNOWN:
+            expected = None  # a cut gzip stream
+    elif gz_name and expected is not UNKNOWN:
+        expected = None  # named .gz, not gzip
+    return data, gz_name, expected
 
 
 @settings(
-    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=200,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(idx_files())
-def test_idx_reader_returns_arrays_or_its_own_error(tmp_path: Path, case) -> None:
-    data, gz_name = case
+def test_idx_reader_reads_valid_files_exactly_and_refuses_the_rest(tmp_path: Path, case) -> None:
+    """A valid file gives back exactly its array; a damaged one a DataError naming the file;
+    random bytes either (never another exception)."""
+    data, gz_name, expected = case
     path = tmp_path / ("sample-idx.gz" if gz_name else "sample-idx")
     path.write_bytes(data)
+    if expected is None:
+        with pytest.raises(DataError, match="sample-idx"):
+            read_idx(path)
+        return
     try:
         arr = read_idx(path)
     except MnistbenchError as exc:
+        assert expected is UNKNOWN, f"a valid file was refused: {exc}"
         assert isinstance(exc, DataError) and "sample-idx" in str(exc)
+        return
+    if expected is not UNKNOWN:
+        assert arr.dtype == np.uint8 and np.array_equal(arr, expected)
+        assert arr.shape == expected.shape
         return
     raw = gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
     assert arr.dtype == np.uint8 and arr.ndim == raw[3] >= 1
     assert arr.tobytes() == raw[4 + 4 * arr.ndim :]
 
 
+# How a valid images/labels pair can be damaged, each refused with a DataError.
+DAMAGES = {
+    "label 10": lambda imgs, lbls: (
+        (imgs, np.append(lbls[1:], 10).astype(np.uint8)) if len(lbls) else None
+    ),
+    "one label too many": lambda imgs, lbls: (imgs, np.append(lbls, 0).astype(np.uint8)),
+    "27-pixel rows": lambda imgs, lbls: (imgs[:, :, :27], lbls),
+    "the files swapped": lambda imgs, lbls: (lbls, imgs),
+    "labels as a 2-D array": lambda imgs, lbls: (imgs, lbls.reshape(-1, 1)),
+}
+
+
+@st.composite
+def mnist_pairs(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, str | None]:
+    """An MNIST-shaped images/labels pair (0 to 4 images, labels 0-9), whole or with one of
+    DAMAGES (its name, else None)."""
+    n = draw(st.integers(0, 4))
+    pixels = draw(st.binary(min_size=n * 784, max_size=n * 784))
+    images = np.frombuffer(pixels, np.uint8).reshape(n, 28, 28)
+    labels = np.array(draw(st.lists(st.integers(0, 9), min_size=n, max_size=n)), np.uint8)
+    damage = draw(st.sampled_from([None, None, *DAMAGES]))
+    damaged = DAMAGES[damage](images, labels) if damage else None
+    if damaged is None:
+        return images, labels, None
+    return damaged[0], damaged[1], damage
+
+
 @settings(
-    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(idx_files(), idx_files())
-def test_mnist_pair_reader_returns_arrays_or_its_own_error(tmp_path: Path, imgs, lbls) -> None:
-    ip, lp = tmp_path / "imgs-idx3-ubyte", tmp_path / "lbls-idx1-ubyte"
-    ip.write_bytes(imgs[0])
-    lp.write_bytes(lbls[0])
-    try:
-        images, labels = read_mnist_pair(ip, lp)
-    except MnistbenchError as exc:
-        assert isinstance(exc, DataError)
+@given(mnist_pairs(), st.booleans())
+def test_mnist_pair_reader_reads_a_valid_pair_and_refuses_a_damaged_one(
+    tmp_path: Path, pair, gz: bool
+) -> None:
+    images, labels, damage = pair
+    suffix = ".gz" if gz else ""
+    ip, lp = tmp_path / f"imgs-idx3-ubyte{suffix}", tmp_path / f"lbls-idx1-ubyte{suffix}"
+    write_idx(ip, images)
+    write_idx(lp, labels)
+    if damage is not None:
+        with pytest.raises(DataError):
+            read_mnist_pair(ip, lp)
         return
-    assert images.shape[1:] == (28, 28) and labels.shape == images.shape[:1]
-    assert labels.max(initial=0) <= 9
+    got_images, got_labels = read_mnist_pair(ip, lp)
+    assert np.array_equal(got_images, images) and got_images.shape == images.shape
+    assert np.array_equal(got_labels, labels) and got_labels.shape == labels.shape

@@ -1,10 +1,11 @@
 """Data settings users get wrong, through the real Snakemake in a temporary copy of the project.
 
-One story, in order (the tests share the project): a complete run copies two tiny models' data
-from ``data.local_dir``; a typo in that path fails the dry run and the real run and leaves
+The tests share one project (a module fixture): a complete run that copies two tiny models'
+data from ``data.local_dir``. A typo in that path fails the dry run and the real run and leaves
 ``data/`` untouched; a job that fails says why on the terminal; settings that only say how to
 fetch plan no job; fetching identical bytes again (another copy of the directory, a forced
-download, data/ deleted) retrains nothing; different data retrains every model.
+download, data/ deleted) retrains nothing; different data retrains every model. Each test leaves
+the project as it found it (different data: in a copy of its own), so they pass in any order.
 
 Every run passes ``--max-checksum-file-size 4000``: Snakemake compares the content of inputs up
 to that size, which the tiny data files are but real MNIST's (10-50 MB) are not, so the runs
@@ -152,7 +153,8 @@ def test_data_deleted_by_a_failed_run_come_back_without_retraining(
 
 
 def test_different_data_retrains_every_model(project: Path, tmp_path: Path) -> None:
+    own = Path(shutil.copytree(project, tmp_path / "proj", symlinks=True))
     other = user_data(tmp_path / "other", seed=1)
-    out = run(project, "--config", local_dir(other))
+    out = run(own, "--config", local_dir(other))
     ran = executed(out)
     assert ran.count("train_model") == ran.count("evaluate_model") == len(MODELS), out

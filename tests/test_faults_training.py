@@ -20,7 +20,9 @@ from mnistbench.data.prepare import prepare_dataset
 from mnistbench.data.synthetic import write_synthetic
 from mnistbench.errors import TrainingError
 from mnistbench.io import atomic_path
+from mnistbench.models import build_model, count_parameters
 from mnistbench.module import Classifier
+from mnistbench.predict import load_classifier
 from mnistbench.training import PUBLISHED, train_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -272,7 +274,10 @@ def test_train_jobs_write_only_inside_their_own_model_directory(
         for m in ("lenet5", "simple_cnn")
     }
     assert by_model["lenet5"] and by_model["simple_cnn"]
-    assert torch.load(tmp_path / "models/lenet5/model.ckpt", weights_only=False)
+    for model in ("lenet5", "simple_cnn"):  # each directory's checkpoint holds its own model
+        restored = load_classifier(tmp_path / "models" / model)
+        assert restored.hparams["arch"] == model
+        assert count_parameters(restored.net) == count_parameters(build_model(model))
 
 
 # ------------------------------------------------------------------- a full or read-only disk

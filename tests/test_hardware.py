@@ -6,26 +6,28 @@ import json
 import os
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
 
 from mnistbench import hardware
 from mnistbench.config import load_validated, resolve_model
-from mnistbench.hardware import BF16, FP32, apply_speed, choose, resolve_speed
+from mnistbench.hardware import BF16, FP16, FP32, apply_speed, choose, resolve_speed
 
 CHECK_NATIVE = "import mnistbench.hardware as h; print(h.native_bf16('cpu'))"
 
 
-def settings(project_root, **train):
+def settings(project_root, model="lenet5", **train):
     cfg = load_validated(project_root / "config/config.yaml")
-    s = resolve_model(cfg, "lenet5")
+    s = resolve_model(cfg, model)
     return {**s, "batch_size": 16, **train}
 
 
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
     monkeypatch.setenv("MNISTBENCH_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.delenv(hardware.ENV_DECISION, raising=False)
+    # empty (not deleted): monkeypatch then restores it, so no decision leaks into later tests
+    monkeypatch.setenv(hardware.ENV_DECISION, "")
     return tmp_path / "cache"
 
 
@@ -94,12 +96,99 @@ def test_launched_ranks_inherit_the_decision_without_probing(project_root, cache
     assert again[:2] == first[:2] and len(probes) == 1
 
 
-def test_real_probe_times_every_variant(project_root, cache) -> None:
+def test_real_probe_times_every_variant_and_measures_the_models_cost(project_root, cache):
+    """The real probe times each variant it is given, and its rates are images per second of
+    the model's own step: resnet18 (about 80x lenet5's multiply-adds) comes out far slower."""
     import torch
 
-    s = settings(project_root)
-    rates = hardware.probe(s, torch.device("cpu"), [(FP32, False), (FP32, True)], rounds=1)
-    assert set(rates) == {(FP32, False), (FP32, True)} and min(rates.values()) > 0
+    both = [(FP32, False), (FP32, True)]
+    lenet = hardware.probe(settings(project_root), torch.device("cpu"), both, rounds=1)
+    assert set(lenet) == set(both)
+    resnet = settings(project_root, "resnet18")
+    rates = hardware.probe(resnet, torch.device("cpu"), both[:1], rounds=1)
+    assert lenet[(FP32, False)] > 3 * rates[(FP32, False)], (lenet, rates)
+
+
+# Compute capabilities: emulated bf16 before 8.0 (Turing, Volta), native from Ampere on.
+GPUS = {"Tesla T4": (7, 5), "Tesla V100": (7, 0), "A100": (8, 0), "H100": (9, 0)}
+
+
+@pytest.fixture
+def fake_gpu(monkeypatch):
+    """Pretend to have one CUDA GPU of a given name and compute capability, on which (as on a
+    real one) a bf16 tensor can be made, so torch's default ``is_bf16_supported()`` says yes
+    even where bf16 is only emulated."""
+    import torch
+
+    def install(name: str) -> None:
+        capability = GPUS[name]
+        props = SimpleNamespace(name=name, major=capability[0], minor=capability[1])
+        monkeypatch.setattr(torch.version, "hip", None)
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+        monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+        monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+        monkeypatch.setattr(torch.cuda, "get_device_properties", lambda device=None: props)
+        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+        monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: name)
+        monkeypatch.setattr(torch.cuda, "_check_bf16_tensor_supported", lambda device: True)
+
+    return install
+
+
+@pytest.mark.parametrize(
+    ("gpu", "native"), [("Tesla T4", False), ("Tesla V100", False), ("A100", True), ("H100", True)]
+)
+def test_native_bf16_on_a_gpu_needs_compute_capability_8(fake_gpu, gpu, native) -> None:
+    import torch
+
+    fake_gpu(gpu)
+    assert torch.cuda.is_bf16_supported()  # the default counts emulation: the trap
+    assert hardware.native_bf16("cuda") is native
+    assert hardware.machine_signature("cuda")["native_bf16_gpu"] is native
+
+
+@pytest.mark.parametrize("gpu", list(GPUS))
+def test_a_torch_without_including_emulation_goes_by_the_capability(fake_gpu, monkeypatch, gpu):
+    import torch
+
+    fake_gpu(gpu)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)  # an older signature
+    assert hardware.native_bf16("cuda") is (GPUS[gpu] >= (8, 0))
+
+
+@pytest.mark.parametrize(
+    ("gpu", "mixed_speedup", "chosen"),
+    [
+        ("Tesla T4", 2.6, (FP16, True)),  # tensor cores in fp16: 16-mixed, channels-last
+        ("Tesla V100", 1.03, (FP32, False)),  # within the margin: fp32 stays
+        ("A100", 1.8, (BF16, True)),
+        ("H100", 1.02, (FP32, False)),
+    ],
+)
+def test_auto_on_a_gpu_weighs_its_native_mixed_precision_against_fp32(
+    project_root, cache, monkeypatch, fake_gpu, gpu, mixed_speedup, chosen
+):
+    """bf16-mixed is a candidate only from compute capability 8.0; before it 16-mixed is, never
+    the emulated bf16. The mixed precision wins only by its margin; channels-last (here faster
+    only in mixed precision) follows the chosen precision."""
+    fake_gpu(gpu)
+    calls: list[list[tuple[str, bool]]] = []
+
+    def fake_probe(settings, device, variants, rounds=4):
+        calls.append(list(variants))
+        assert device.type == "cuda"
+        # fp32 best in the default layout, the mixed precision best in channels-last
+        layout = {(FP32, False): 1.0, (FP32, True): 0.9}
+        return {v: 1000.0 * layout.get(v, mixed_speedup / (1 if v[1] else 1.2)) for v in variants}
+
+    monkeypatch.setattr(hardware, "probe", fake_probe)
+    precision, channels_last, why = resolve_speed(settings(project_root), "gpu")
+    native = GPUS[gpu] >= (8, 0)
+    mixed = BF16 if native else FP16
+    assert calls == [[(FP32, False), (FP32, True), (mixed, False), (mixed, True)]]
+    assert (precision, channels_last) == chosen
+    assert why["machine"]["gpu"] == gpu and why["machine"]["native_bf16_gpu"] is native
+    assert f"mixed precision {mixed_speedup:.2f}x fp32" in why["reason"]
 
 
 @pytest.mark.parametrize(
@@ -143,6 +232,7 @@ def test_summary_records_the_choice_on_an_avx2_capped_cpu(project_root, tmp_path
             str(tmp_path / "m"),
         ],
         env=env,
+        cwd=tmp_path,  # DVCLive finds the DVC project from here: not the checkout's .dvc/
         check=True,
         capture_output=True,
         timeout=300,

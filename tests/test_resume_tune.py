@@ -152,10 +152,12 @@ def test_tune_target_writes_suggestion_and_plot(project: Path) -> None:
     suggestion = read_json(out / "suggestion.json")
     assert suggestion["lr_key"] == "models.lenet5.train.scheduler.max_lr"
     assert suggestion["lr_steps"] == 20
-    assert suggestion["batch_size_found"] >= suggestion["batch_size_configured"]
-    if suggestion["lr_suggested"] is not None:
-        assert (
-            "--config models='{lenet5: {train: {scheduler: {max_lr: "
-            in (suggestion["config_override"])
-        )
+    # On the CPU nothing runs out of memory: the one trial (tune.batch_trials) is the cap.
+    assert suggestion["batch_size_found"] == suggestion["batch_size_configured"]
+    assert suggestion["hit_trial_cap"] is True
+    lr = suggestion["lr_suggested"]  # 20 steps are enough for a suggestion, inside the range
+    assert lr is not None and suggestion["lr_range"][0] <= lr <= suggestion["lr_range"][1]
+    assert suggestion["config_override"] == (
+        f"--config models='{{lenet5: {{train: {{scheduler: {{max_lr: {lr:.3g}}}}}}}}}'"
+    )
     assert (out / "lr_finder.png").read_bytes()[:4] == b"\x89PNG"

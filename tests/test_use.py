@@ -146,14 +146,25 @@ def png_claiming_size(width: int, height: int) -> bytes:
 
 
 def test_predict_files_reports_bad_files_and_predicts_the_rest(trained, image_files) -> None:
+    import torch
+
+    from mnistbench.evaluation import predict_proba
     from mnistbench.predict import load_classifier
 
-    rows, images = predict_files(load_classifier(trained[0]), image_files)
+    model = load_classifier(trained[0])
+    rows, images = predict_files(model, image_files)
     assert [r["file"] for r in rows] == [str(p) for p in image_files]
     good, bad = rows[:3], rows[3:]
+    for row in good:  # the label is the most probable class
+        probs = [row[f"p{i}"] for i in range(10)]
+        assert row["error"] is None and row["label"] == int(np.argmax(probs))
+        assert sum(probs) == pytest.approx(1.0, abs=1e-5)
+    # The same 7, however it was saved, reads as the model reads it prepared without a file.
+    prepared = mnist_like(Image.fromarray(digit_image(7)))
+    raw = predict_proba(model, torch.from_numpy(prepared[None]))[0].numpy()
+    assert [r["label"] for r in good] == [int(raw.argmax())] * 3
     for row in good:
-        assert row["error"] is None and 0 <= row["label"] <= 9
-        assert sum(row[f"p{i}"] for i in range(10)) == pytest.approx(1.0, abs=1e-5)
+        assert np.abs(np.array([row[f"p{i}"] for i in range(10)]) - raw).max() < 0.05
     for row, path in zip(bad, image_files[3:], strict=True):
         assert row["label"] is None and str(path) in row["error"]
     assert "too large to read safely" in rows[5]["error"]  # 14,000 x 14,000: one file's error
@@ -304,7 +315,9 @@ def test_predict_warns_on_images_unlike_a_digit(trained, image_files, tmp_path, 
         "to 46%)",
     ]
     assert [r.get("warning") for r in rows] == [*expected, None, None, None]
-    assert all(0 <= r["label"] <= 9 for r in rows)  # still predicted
+    # still predicted (the most probable class)
+    assert [r["label"] for r in rows] == [np.argmax([r[f"p{i}"] for i in range(10)]) for r in rows]
+    assert len({r["label"] for r in rows[-3:]}) == 1  # the same 7 three times: one label
     err = capsys.readouterr().err
     for name, warning in zip(inputs, expected, strict=True):
         assert f"{tmp_path / name}: {warning}; its label means little" in err

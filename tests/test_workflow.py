@@ -12,10 +12,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
+import yaml
+from PIL import Image
 
-from tests.browser import chromium_or_skip, open_page, terminal_page
-from tests.conftest import ROOT, copy_project
+from tests.browser import chromium_or_skip, open_page, screenshot_path, terminal_page
+from tests.conftest import copy_project
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
@@ -27,8 +31,7 @@ FIGURES = (
     "pareto.png",
     "misclassified.png",
 )
-# Kept after the run (git-ignored): the screenshot of the report a reader sees first.
-ARTIFACTS = ROOT / "tests/artifacts"
+SMOKE_TEST_IMAGES = 1000  # config/smoke.yaml: data.synthetic.n_test
 
 
 def snakemake(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -73,12 +76,22 @@ def smoke_run(smoke: tuple[Path, str]) -> Path:
 
 
 def test_comparison_has_a_row_per_model(smoke_run: Path) -> None:
+    """A row per model, each holding what that model's evaluation measured: the macro-F1 of its
+    confusion matrix, its network's parameters, its training time."""
+    from mnistbench.metrics import macro_f1
+    from mnistbench.models import count_parameters
+    from mnistbench.predict import load_classifier
+
     with open(smoke_run / "results/synthetic/comparison.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert {r["model"] for r in rows} == MODELS
     for row in rows:
-        assert 0.0 <= float(row["test_f1"]) <= 1.0
-        assert int(row["params"]) > 0 and float(row["train_seconds"]) > 0
+        d = smoke_run / "results/synthetic/models" / row["model"]
+        cm = np.loadtxt(d / "test/confusion.csv", delimiter=",", skiprows=1, usecols=range(1, 11))
+        assert float(row["test_f1"]) == pytest.approx(macro_f1(cm), abs=1e-5)
+        assert int(row["params"]) == count_parameters(load_classifier(d).net)
+        summary = json.loads((d / "summary.json").read_text())
+        assert float(row["train_seconds"]) == pytest.approx(summary["train_seconds"], abs=0.1)
     f1s = [float(r["test_f1"]) for r in rows]
     assert f1s == sorted(f1s, reverse=True)
     # The generated digits are learnable: the best model is far above chance after 2 epochs.
@@ -87,27 +100,39 @@ def test_comparison_has_a_row_per_model(smoke_run: Path) -> None:
     assert all(m in md for m in MODELS)
 
 
-def test_per_model_outputs_exist(smoke_run: Path) -> None:
+def test_per_model_outputs_hold_the_run(smoke_run: Path) -> None:
+    """Each model's files hold that model's run: its checkpoint restores its network, its
+    history has both epochs, its predictions agree with its confusion matrix and scores."""
+    from mnistbench.predict import load_classifier
+
     for m in MODELS:
         d = smoke_run / "results/synthetic/models" / m
-        for name in (
-            "model.ckpt",
-            "metrics.csv",
-            "config.yaml",
-            "summary.json",
-            "test/metrics.json",
-            "test/confusion.csv",
-            "test/confusion.png",
-            "test/predictions.npz",
-        ):
-            assert (d / name).stat().st_size > 0, d / name
-        assert (smoke_run / f"results/synthetic/benchmarks/train_model/{m}.tsv").exists()
+        assert load_classifier(d).hparams["arch"] == m
+        assert pd.read_csv(d / "metrics.csv")["epoch"].tolist() == [1, 2]
+        assert yaml.safe_load((d / "config.yaml").read_text())["model"]["arch"] == m
+        with np.load(d / "test/predictions.npz") as npz:
+            labels, preds, proba = npz["labels"], npz["preds"], npz["proba"]
+        assert labels.shape == preds.shape == (SMOKE_TEST_IMAGES,)
+        assert np.array_equal(preds, proba.argmax(axis=1))
+        cm = np.loadtxt(d / "test/confusion.csv", delimiter=",", skiprows=1, usecols=range(1, 11))
+        assert cm.sum() == SMOKE_TEST_IMAGES and np.trace(cm) == (preds == labels).sum()
+        metrics = json.loads((d / "test/metrics.json").read_text())
+        assert metrics["test_accuracy"] == pytest.approx((preds == labels).mean(), abs=1e-6)
+        assert (d / "test/confusion.png").read_bytes()[:4] == b"\x89PNG"
+        bench = pd.read_csv(
+            smoke_run / f"results/synthetic/benchmarks/train_model/{m}.tsv", sep="\t"
+        )
+        assert len(bench) == 1 and bench["s"].iloc[0] > 0  # Snakemake's record of the job
         # torch uses exactly the threads the train job declared: the 2 cores shared out among
         # the 6 train jobs, at least one each (workflow/rules/common.smk, train_threads).
         assert json.loads((d / "summary.json").read_text())["threads"] == max(1, 2 // len(MODELS))
         assert (smoke_run / f"logs/synthetic/train_model/{m}.log").exists()
-    for fig in FIGURES:
-        assert (smoke_run / "results/synthetic/figures" / fig).stat().st_size > 1000
+    figures = [smoke_run / "results/synthetic/figures" / fig for fig in FIGURES]
+    for fig in figures:  # a picture, not an empty canvas
+        with Image.open(fig) as img:
+            assert img.format == "PNG" and min(img.size) >= 200, (fig, img.size)
+            assert len(img.convert("L").getcolors(maxcolors=2**16) or range(256)) > 16, fig
+    assert len({fig.read_bytes() for fig in figures}) == len(figures)  # five different ones
 
 
 def test_second_run_does_nothing(smoke_run: Path) -> None:
@@ -124,11 +149,13 @@ def test_one_models_hyperparameter_reruns_only_that_model(smoke_run: Path) -> No
 
 def test_one_models_code_reruns_only_that_model(smoke_run: Path) -> None:
     src = smoke_run / "src/mnistbench/models/lenet5.py"
-    src.write_text(src.read_text() + "\n")
+    text, stat = src.read_text(), src.stat()
+    src.write_text(text + "\n")
     try:
         out = snakemake(smoke_run, "-n")
-    finally:
-        os.utime(src, (0, 0))  # older than every output again
+    finally:  # the file as it was, older than every output again: the next test sees no edit
+        src.write_text(text)
+        os.utime(src, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     jobs = planned_jobs(out.stdout)
     assert jobs == {"train_model": 1, "evaluate_model": 1, "build_report": 1, "all": 1}, out.stdout
 
@@ -192,15 +219,27 @@ def html_report(smoke: tuple[Path, str]) -> Path:
 
 
 def test_statistics_and_costs_in_the_table(smoke_run: Path) -> None:
+    from mnistbench.models import DECLARED_MACS
+    from mnistbench.stats import mcnemar_exact
+
     with open(smoke_run / "results/synthetic/comparison.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert rows[0]["mcnemar_p"] == ""  # the best model is the reference of the test
+    models = smoke_run / "results/synthetic/models"
+    with np.load(models / rows[0]["model"] / "test/predictions.npz") as npz:
+        best_correct = npz["preds"] == npz["labels"]
     for row in rows:
         assert float(row["ci_low"]) <= float(row["test_f1"]) <= float(row["ci_high"])
-        assert int(row["macs"]) > 0 and float(row["ckpt_mb"]) > 0
         assert float(row["latency_ms_b256"]) > 0 and float(row["latency_ms_b1"]) > 0
-        if row is not rows[0]:
-            assert 0.0 <= float(row["mcnemar_p"]) <= 1.0
+        if row is not rows[0]:  # McNemar's test against the best run, on their predictions
+            with np.load(models / row["model"] / "test/predictions.npz") as npz:
+                correct = npz["preds"] == npz["labels"]
+            _, _, p = mcnemar_exact(correct, best_correct)
+            assert float(row["mcnemar_p"]) == pytest.approx(p, rel=1e-2, abs=1e-300)
+        metrics = json.loads((models / row["model"] / "test/metrics.json").read_text())
+        assert int(row["macs"]) == metrics["macs"] == DECLARED_MACS[row["model"]]
+        ckpt = (models / row["model"] / "model.ckpt").stat().st_size
+        assert float(row["ckpt_mb"]) == pytest.approx(ckpt / 2**20, abs=1e-3)
     metrics = json.loads((smoke_run / "results/synthetic/models/cnn/test/metrics.json").read_text())
     assert metrics["macs"] == 11_992_448 and metrics["latency_threads"] == 1
     prov = json.loads((smoke_run / "results/synthetic/provenance.json").read_text())
@@ -262,12 +301,13 @@ HIDDEN_HEADERS = """(() => {
 })()"""
 
 
-def test_report_opens_in_headless_chromium(html_report: Path) -> None:
+def test_report_opens_in_headless_chromium(html_report: Path, tmp_path: Path) -> None:
     """What a reader sees in a 1400 px window (Playwright, the system's Chromium): no console
     errors or uncaught exceptions; the two comparison tables and the provenance on the front
     page, every column of them visible without scrolling sideways; every figure decodes. The
-    screenshot stays in tests/artifacts/ (docs/img/make-screenshots.sh copies it)."""
-    shot = ARTIFACTS / "report.png"
+    screenshot stays in tmp_path, or where MNISTBENCH_SCREENSHOTS says (docs/img/
+    make-screenshots.sh: tests/artifacts/, and it copies it to docs/img/)."""
+    shot = screenshot_path("report.png", tmp_path)
     page = open_page(
         chromium_or_skip(),
         html_report,
@@ -317,13 +357,13 @@ def terminal_excerpt(terminal: str, columns: int = 110, rows: int = 40) -> str:
 
 def test_terminal_screenshot(smoke: tuple[Path, str], tmp_path: Path) -> None:
     """The README's picture of the terminal during a smoke run and at its end, taken with
-    Playwright from what the run printed (tests/artifacts/terminal.png; docs/img/
-    make-screenshots.sh copies it)."""
+    Playwright from what the run printed (in tmp_path, or where MNISTBENCH_SCREENSHOTS says:
+    docs/img/make-screenshots.sh)."""
     _, terminal = smoke
     page = tmp_path / "terminal.html"
     excerpt = terminal_excerpt(terminal)
     assert "epoch 2/2" in excerpt and "--configfile config/smoke.yaml" in excerpt
-    shot = ARTIFACTS / "terminal.png"
+    shot = screenshot_path("terminal.png", tmp_path)
     viewport = terminal_page(excerpt, page)
     result = open_page(
         chromium_or_skip(), page, {"text": "document.body.innerText"}, "true", shot, viewport,
@@ -366,13 +406,14 @@ def test_seeds_add_an_ensemble_row_to_the_table_and_the_report(seeds_run: Path) 
     assert "lenet5-ensemble (ensemble)</td>" in html and "lenet5-seed2</td>" in html
 
 
-def test_dvc_takes_over_the_snakemake_run_without_rerunning(smoke_run: Path) -> None:
+def test_dvc_takes_over_the_snakemake_run_without_rerunning(smoke_run: Path, tmp_path) -> None:
     """The README: to hand a Snakemake run to DVC, `dvc commit -f` records its outputs in
     dvc.lock (DVC has nothing to run), then `snakemake --touch` puts their times back in order
     (DVC's copies are newer than what was made from them: Snakemake would evaluate again).
-    Last in this module: it makes the copy a git repository with the smoke run's dvc.yaml."""
+    In a copy of the smoke run, which it makes a git repository with the run's dvc.yaml."""
     from tests.test_dvc import dvc, git_repo, sh
 
+    smoke_run = Path(shutil.copytree(smoke_run, tmp_path / "proj", symlinks=True))
     generate = ("env", "PYTHONPATH=src", sys.executable, "-m", "mnistbench", "dvc-yaml")
     files = ("config/config.yaml", "config/smoke.yaml")
     (smoke_run / "dvc.yaml").write_text(sh(smoke_run, *generate, "--configfile", *files))

@@ -1,9 +1,10 @@
 """``precision: auto`` and ``channels_last: auto``: what trains a model fastest on this machine.
 
 bf16 autocast is fast only where the hardware computes in bf16 (AVX-512 BF16 or AMX on x86, the
-BF16 extension on Arm, Ampere or newer GPUs). Elsewhere PyTorch emulates it, and a training step
-takes 3 to 45 times as long as in fp32 (issue 13: resnet18 34 s against 0.8 s a step on an AVX2
-CPU), so ``auto`` never tries bf16 there. Where bf16 is native the gain still depends on the
+BF16 extension on Arm, GPUs of compute capability 8.0 or newer). Elsewhere PyTorch emulates it, and
+a training step takes 3 to 45 times as long as in fp32 (issue 13: resnet18 34 s against 0.8 s a
+step on an AVX2 CPU), so ``auto`` never tries bf16 there (an older GPU, a T4 or a V100, weighs
+16-mixed instead). Where bf16 is native the gain still depends on the
 model, and so does the gain of the channels-last memory format (it helps oneDNN's AVX-512
 convolutions, and not its AVX2 ones). So ``auto`` times a few real training steps of the model
 (its architecture, batch size and optimiser) in each candidate layout, alternating, and keeps:
@@ -20,6 +21,7 @@ inherit the decision through the environment.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import logging
 import os
@@ -74,14 +76,15 @@ def cpu_name() -> str:
 
 
 def native_bf16(device: torch.device | str = "cpu") -> bool:
-    """Does this device compute in bf16 in hardware (not by emulation)?
-
-    On x86 the CPU must have the flag and PyTorch must use its AVX-512 kernels: a capability
-    capped with ``ATEN_CPU_CAPABILITY=avx2`` or ``ONEDNN_MAX_CPU_ISA=AVX2`` emulates bf16 too.
-    """
+    """Does this device compute in bf16 in hardware (not by emulation)? A GPU of compute
+    capability 8.0 or newer (``torch.cuda.is_bf16_supported()`` alone counts a T4's or a V100's
+    emulation too); an x86 CPU with the flag and PyTorch on its AVX-512 kernels (not capped with
+    ``ATEN_CPU_CAPABILITY=avx2`` or ``ONEDNN_MAX_CPU_ISA=AVX2``, which emulate bf16 too)."""
     device = torch.device(device)
     if device.type == "cuda":
-        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+        if "including_emulation" not in inspect.signature(torch.cuda.is_bf16_supported).parameters:
+            return torch.cuda.is_available() and torch.cuda.get_device_capability(device) >= (8, 0)
+        return torch.cuda.is_bf16_supported(including_emulation=False)
     if not cpu_flags() & set(NATIVE_BF16_FLAGS):
         return False
     if platform.machine().lower() in ("x86_64", "amd64", "i686"):
@@ -208,8 +211,8 @@ def resolve_speed(
     device = torch.device("cuda" if kind == "gpu" else "cpu")
     why["machine"] = sig = machine_signature(device)
     if precision == AUTO:
-        # bf16 where the hardware has it; fp16 (with loss scaling) on GPUs without bf16 (before
-        # Ampere); on a CPU without bf16, fp32 alone: emulated bf16 is never worth timing.
+        # bf16 where the hardware has it; fp16 (with loss scaling) on GPUs without it (compute
+        # capability below 8.0); on a CPU without bf16, fp32 alone: emulated bf16 is never timed.
         mixed = [BF16] if native_bf16(device) else [FP16] if kind == "gpu" else []
         precisions = [FP32, *mixed]
     else:
@@ -217,9 +220,8 @@ def resolve_speed(
     layouts = [False, True] if layout == AUTO else [bool(layout)]
     variants = [(p, cl) for p in precisions for cl in layouts]
     key = _key(settings, sig, variants)
-    # bf16 not even timed: say why.
-    emulated = f"fp32: no native bf16 on this {kind.upper()} (emulated bf16 is never tried)"
-    note = emulated if precision == AUTO and len(precisions) == 1 else ""
+    note = "fp32: no native bf16 on this CPU (emulated bf16 is never tried)"  # not even timed
+    note = note if precision == AUTO and len(precisions) == 1 else ""
     if len(variants) == 1:
         return _decided(key, variants[0], {**why, "reason": note})
     inherited = os.environ.get(ENV_DECISION, "")
