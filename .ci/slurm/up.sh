@@ -74,6 +74,7 @@ JobAcctGatherFrequency=task=2
 JobAcctGatherParams=OverMemoryKill
 AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=localhost
+AccountingStoreFlags=job_comment
 InactiveLimit=0
 KillWait=10
 MinJobAge=300
