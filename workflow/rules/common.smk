@@ -207,7 +207,7 @@ def show_job_errors(logfiles):
     log to the terminal, where Snakemake shows only the log's path."""
     for block in re.split(r"Error in rule\s", read_logs(logfiles))[1:]:
         head = block.split("\n\n")[0]
-        job_log = re.search(r"^\s*log: (\S+)", head, re.M)
+        job_log = re.search(r"^\s*log: ([^\s,]+)", head, re.M)  # then, on SLURM: ", <its log>"
         if not job_log or not os.path.exists(job_log.group(1)):
             continue
         with open(job_log.group(1), encoding="utf-8", errors="replace") as fh:
