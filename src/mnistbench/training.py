@@ -37,7 +37,7 @@ from mnistbench.callbacks import callbacks_for
 from mnistbench.config import swa_start_epoch
 from mnistbench.data.prepare import split_classes
 from mnistbench.datamodule import MNISTDataModule
-from mnistbench.devices import environment_info, resolve_accelerator
+from mnistbench.devices import check_slurm_tasks, environment_info, resolve_accelerator
 from mnistbench.hardware import apply_speed
 from mnistbench.io import atomic_path, read_json, write_json, write_text
 from mnistbench.loggers import run_loggers
@@ -131,6 +131,7 @@ def train_model(
 def _setup(settings: dict[str, Any], out: Path, threads: int | None) -> tuple[dict[str, Any], Run]:
     """Device, threads, precision and memory format (``auto`` decided by hardware.py), seed."""
     accelerator = resolve_accelerator(settings["accelerator"])
+    check_slurm_tasks(settings)
     if threads:
         # CPU processes of one job share its threads.
         per_process = threads // int(settings["devices"]) if accelerator == "cpu" else threads
