@@ -46,6 +46,7 @@ from mnistbench.module import Classifier
 from mnistbench.progress import Progress, clock
 from mnistbench.resume import epoch_table, fingerprint, keep_logged_before, resume_checkpoint
 from mnistbench.selection import choose_weights
+from mnistbench.signals import stop_requested
 
 log = logging.getLogger(__name__)
 # What train_model publishes in the model's directory (the pipeline's train outputs).
@@ -121,8 +122,8 @@ def train_model(
     except Exception:
         # Lightning's own epoch checkpoints are working files: never leave one that a reader
         # could take for a result of a failed run, nor a resume point that led to the failure.
-        # (Ctrl-C and kills keep them: the rerun resumes.)
-        if run.rank0:
+        # (Ctrl-C and kills keep them: the rerun resumes; so does an error while stopping.)
+        if run.rank0 and not stop_requested():
             shutil.rmtree(run.work / "checkpoints", ignore_errors=True)
             shutil.rmtree(run.work / "resume", ignore_errors=True)
         raise
