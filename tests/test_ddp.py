@@ -133,3 +133,17 @@ def test_ddp_leaves_each_ranks_training_sums_alone() -> None:
     assert any(n.startswith("net.") for n, _ in module.named_buffers())  # BatchNorm statistics
     module._reset("train")
     assert not any(t is s for t in module.buffers() for s in module.sums["train"])
+
+
+def test_under_slurm_a_model_needs_a_task_per_process() -> None:
+    """In a SLURM job step with one task, Lightning would train devices: 2 with one process."""
+    from mnistbench.devices import check_slurm_tasks
+    from mnistbench.errors import ConfigError
+
+    two = {"devices": 2, "num_nodes": 1}
+    with pytest.raises(ConfigError, match=r"2 processes, but this SLURM job step has 1 task"):
+        check_slurm_tasks(two, {"SLURM_NTASKS": "1", "SLURM_JOB_NAME": "a1b2"})
+    check_slurm_tasks(two, {"SLURM_NTASKS": "2", "SLURM_JOB_NAME": "a1b2"})  # srun's two tasks
+    check_slurm_tasks(two, {})  # no SLURM: Lightning starts the processes itself
+    check_slurm_tasks(two, {"SLURM_NTASKS": "1", "SLURM_JOB_NAME": "bash"})  # interactive
+    check_slurm_tasks({"devices": 1, "num_nodes": 1}, {"SLURM_NTASKS": "1"})

@@ -1,7 +1,9 @@
 """Profiles and sweeps, planned by the real Snakemake in dry runs (nothing is executed).
 
 The SLURM dry run runs with stand-ins for the SLURM commands first on PATH: each records its
-call and fails, so the test shows what the plugin would contact without a cluster.
+call and fails, so the test shows what the plugin would contact without a cluster. It remains for
+what the one-node cluster of tests/test_slurm.py cannot show: the template profile's accounts,
+partitions and GPU requests in the plan.
 """
 
 from __future__ import annotations

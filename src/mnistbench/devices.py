@@ -52,6 +52,24 @@ def resolve_accelerator(requested: str) -> str:
     return accelerator
 
 
+def check_slurm_tasks(settings: Mapping[str, Any], environ: Mapping[str, str] = os.environ) -> None:
+    """Inside a SLURM job, Lightning takes a model's processes from SLURM's tasks (it starts
+    none itself): ``devices`` x ``num_nodes`` processes need as many tasks, or Lightning would
+    quietly train with the tasks there are. The SLURM profile gives a train job its tasks
+    (``mpi: srun``, ``tasks_per_node``: docs/cluster.md)."""
+    if "SLURM_NTASKS" not in environ or environ.get("SLURM_JOB_NAME") in ("bash", "interactive"):
+        return  # not in a SLURM job, or in an interactive one (Lightning then starts them)
+    wanted = int(settings["devices"]) * int(settings["num_nodes"])
+    tasks = int(environ["SLURM_NTASKS"])
+    if wanted > 1 and tasks != wanted:
+        raise ConfigError(
+            f"train.devices x train.num_nodes is {wanted} processes, but this SLURM job step has "
+            f"{tasks} task(s) (SLURM_NTASKS), and under SLURM Lightning trains with one process "
+            f"per task: give train_model `mpi: srun` and `tasks_per_node: {settings['devices']}` "
+            "in the SLURM profile's set-resources (docs/cluster.md), or set train.devices: 1"
+        )
+
+
 def environment_info() -> dict[str, Any]:
     """The machine and software a run trained with (its config.yaml snapshot; the provenance)."""
     import platform

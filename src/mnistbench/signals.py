@@ -23,12 +23,19 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
+def stop_requested() -> bool:
+    """Whether a stop signal arrived: what fails after it is a consequence of the stop (e.g.
+    under SLURM, Snakemake removes the job's outputs while the job is still stopping)."""
+    return bool(_received)
+
+
 @contextlib.contextmanager
 def stopped_by_signals() -> Iterator[None]:
     """Run the body so that SIGTERM and SIGINT stop it as Ctrl-C does, then exit 128 + signal.
 
-    A stop reported as KeyboardInterrupt, or as the SystemExit Lightning raises after it, ends
-    the process with one line on stderr; any other exit passes through unchanged."""
+    A stop reported as KeyboardInterrupt, or as the SystemExit Lightning raises after it, or
+    any error raised while stopping, ends the process with one line on stderr; any other exit
+    passes through unchanged."""
     _received.clear()
     previous = {}
     with contextlib.suppress(ValueError):  # not the main thread: signals stay as they are
@@ -36,7 +43,7 @@ def stopped_by_signals() -> Iterator[None]:
             previous[signum] = signal.signal(signum, _interrupt)
     try:
         yield
-    except (KeyboardInterrupt, SystemExit):
+    except BaseException:
         if not _received:
             raise
         name = signal.Signals(_received[0]).name

@@ -5,7 +5,7 @@ epoch's checkpoint (ModelCheckpoint on val macro-F1), or the final weights (the 
 average when one ran) if they score at least as well. The test set is never looked at here.
 
 A killed job's rerun resumes from its last epoch when the settings, data and code are
-unchanged (``mnistbench.resume``); the callbacks are in ``mnistbench.callbacks``.
+unchanged (``mnistbench.resume``). Callbacks: ``mnistbench.callbacks``.
 
 Several devices (``devices``, ``num_nodes``, ``strategy: ddp``) run one process per device;
 Lightning's launcher re-executes the entry point for the other ranks. Every rank trains and
@@ -37,7 +37,7 @@ from mnistbench.callbacks import callbacks_for
 from mnistbench.config import swa_start_epoch
 from mnistbench.data.prepare import split_classes
 from mnistbench.datamodule import MNISTDataModule
-from mnistbench.devices import environment_info, resolve_accelerator
+from mnistbench.devices import check_slurm_tasks, environment_info, resolve_accelerator
 from mnistbench.errors import TrainingError
 from mnistbench.hardware import apply_speed
 from mnistbench.io import atomic_path, read_json, replace_tree, write_json, write_text
@@ -47,6 +47,7 @@ from mnistbench.module import Classifier
 from mnistbench.progress import Progress, clock
 from mnistbench.resume import epoch_table, fingerprint, keep_logged_before, resume_checkpoint
 from mnistbench.selection import choose_weights, no_better_than_chance
+from mnistbench.signals import stop_requested
 
 log = logging.getLogger(__name__)
 # What train_model publishes in the model's directory (the pipeline's train outputs).
@@ -122,16 +123,15 @@ def train_model(
     except Exception as exc:
         # Lightning's own epoch checkpoints are working files: never leave one that a reader
         # could take for a result of a failed run, nor a resume point that led to the failure.
-        # (Ctrl-C and kills keep them: the rerun resumes.)
-        if run.rank0:
+        # (Ctrl-C and kills keep them: the rerun resumes; so does an error while stopping.)
+        if run.rank0 and not stop_requested():
             shutil.rmtree(run.work / "checkpoints", ignore_errors=True)
             shutil.rmtree(run.work / "resume", ignore_errors=True)
             (run.work / "final.ckpt").unlink(missing_ok=True)
         if isinstance(exc, TrainingError):  # say which run: several train at once
             raise TrainingError(f"{settings['name']} {exc}") from None
         if isinstance(exc, OSError) and not str(exc.filename).startswith(str(run.out)):
-            # a failed write names no file, or a temporary one elsewhere: name the run's too
-            where = f" (writing {exc.filename})" if exc.filename else ""
+            where = f" (writing {exc.filename})" if exc.filename else ""  # name the run's too
             raise OSError(exc.errno, exc.strerror, f"{run.out}{where}") from exc
         raise
 
@@ -139,6 +139,7 @@ def train_model(
 def _setup(settings: dict[str, Any], out: Path, threads: int | None) -> tuple[dict[str, Any], Run]:
     """Device, threads, precision and memory format (``auto`` decided by hardware.py), seed."""
     accelerator = resolve_accelerator(settings["accelerator"])
+    check_slurm_tasks(settings)
     if threads:
         # CPU processes of one job share its threads.
         per_process = threads // int(settings["devices"]) if accelerator == "cpu" else threads

@@ -165,6 +165,20 @@ def gpus_of(wildcards):
     return train_gpus(resolve_model(config, wildcards.model))
 
 
+def launcher(wildcards, resources):
+    """What starts a train job's processes: nothing (the command itself, whose Lightning starts
+    the other ranks), or the job's `mpi` resource, which a SLURM profile sets to `srun` with
+    `tasks_per_node: <train.devices>`: srun then starts one process per task and Lightning finds
+    its ranks in SLURM's environment (docs/cluster.md). The task count is passed on the command
+    line: the SLURM plugin's job step hides the allocation's own. Untracked: reruns nothing."""
+    mpi = resources.get("mpi")
+    if not mpi:
+        return Untracked("")
+    if resources.get("tasks_per_node"):
+        return Untracked(f"{mpi} --ntasks-per-node={resources.tasks_per_node} ")
+    return Untracked(f"{mpi} --ntasks={resources.get('tasks', 1)} ")
+
+
 def forward_stop_signals():
     """SIGTERM (what schedulers and `kill` send) and SIGINT to Snakemake reach its jobs too.
 
@@ -213,7 +227,7 @@ def failed_jobs(logfiles):
     jobs = []
     for block in re.split(r"Error in rule\s", read_logs(logfiles))[1:]:
         head = block.split("\n\n")[0]
-        found = re.search(r"^\s*log: (\S+)", head, re.M)
+        found = re.search(r"^\s*log: ([^\s,]+)", head, re.M)  # then, on SLURM: ", <its log>"
         job_log = found.group(1) if found else None
         said = []
         if job_log and os.path.exists(job_log):

@@ -8,6 +8,7 @@ rule train_model:
         **outputs("train_model"),
     params:
         cmd=command("train_model"),
+        launch=launcher,
         config=config_params("train_model"),
     conda:
         "../../envs/mnistbench.yaml"
@@ -21,5 +22,6 @@ rule train_model:
         gpu=gpus_of,
     # Everything the job prints goes to its log; one line per epoch also to the terminal,
     # through a copy of Snakemake's stderr as descriptor 3 (src/mnistbench/progress.py).
+    # `launch`: empty, or `srun ` under a SLURM profile that gives the job several tasks.
     shell:
-        "{params.cmd} --threads {threads} --progress-fd 3 3>&2 > {log} 2>&1"
+        "{params.launch}{params.cmd} --threads {threads} --progress-fd 3 3>&2 > {log} 2>&1"
