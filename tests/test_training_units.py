@@ -127,3 +127,17 @@ def test_ema_follows_the_weights_after_a_few_hundred_steps(warmup: bool) -> None
         assert accuracy(ema) > 0.97
     else:  # what the test would see without the warm-up
         assert accuracy(ema) < 0.1
+
+
+def test_precision_and_layout_both_set_in_the_config_are_used(tmp_path) -> None:
+    """No probe and no crash when the config fixes both (as config/smoke.yaml does): the job
+    logs and records what the config says."""
+    from mnistbench.training import _setup
+    from tests.conftest import model_settings
+
+    settings = model_settings(
+        "lenet5", precision={"cpu": "32-true"}, channels_last=True, accelerator="cpu"
+    )
+    resolved, run = _setup(settings, tmp_path, threads=1)
+    assert resolved["channels_last"] is True and resolved["precision"]["cpu"] == "32-true"
+    assert run.speed["reason"] == "set in the config" and run.speed["channels_last"] is True
