@@ -1,0 +1,86 @@
+"""Threads that follow the work: the cores shared among the train jobs by their cost."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mnistbench.config import load_config, resolve_model, train_cost, validate_config
+from mnistbench.scheduling import thread_shares
+from tests.conftest import ROOT, copy_project
+
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="module")
+def default_costs() -> dict[str, int]:
+    cfg = validate_config(load_config(ROOT / "config/config.yaml"))
+    return {m: train_cost(resolve_model(cfg, m)) for m in cfg["models"]}
+
+
+def test_two_cores_give_every_default_job_one_thread(default_costs) -> None:
+    """On a laptop's 2 cores two one-thread jobs run side by side, as before."""
+    assert set(thread_shares(default_costs, 2).values()) == {1}
+    assert set(thread_shares(default_costs, 1).values()) == {1}
+
+
+@pytest.mark.parametrize("cores", [4, 8, 16, 64])
+def test_no_job_outlasts_the_evenly_spread_work_on_one_thread(default_costs, cores) -> None:
+    """With all the work spread evenly the run lasts total / cores; every job's share lets it
+    finish within that at perfect scaling, the costliest jobs get the most threads, and jobs
+    below the average get one (they run side by side)."""
+    shares = thread_shares(default_costs, cores)
+    total = sum(default_costs.values())
+    for model, cost in default_costs.items():
+        assert 1 <= shares[model] <= cores
+        if shares[model] < cores:
+            assert cost / shares[model] <= total / cores, (model, shares)
+        if cost * cores <= total:
+            assert shares[model] == 1, (model, shares)
+    by_cost = sorted(default_costs, key=default_costs.get)
+    assert [shares[m] for m in by_cost] == sorted(shares[m] for m in by_cost)
+    assert shares["allconv"] > 1 and shares["resnet18"] > 1
+    if cores <= 16:
+        assert shares["lenet5"] == 1 and shares["simple_cnn"] == 1
+
+
+def test_thread_shares_edge_cases() -> None:
+    assert thread_shares({"only": 50}, 8) == {"only": 8}  # one job: all the cores
+    assert thread_shares({"a": 0, "b": 0}, 8) == {"a": 1, "b": 1}
+    assert thread_shares({"a": 3, "b": 1}, 4) == {"a": 3, "b": 1}
+    assert thread_shares({}, 4) == {}
+
+
+def test_dry_run_on_8_cores_shows_the_shares(tmp_path: Path) -> None:
+    """`snakemake -n --cores 8`: the threads Snakemake gives each train job (shown in its block
+    of the dry run; a one-thread job shows none)."""
+    proj = copy_project(tmp_path)
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    proc = subprocess.run(
+        [str(BIN / "snakemake"), "-n", "--cores", "8"],
+        cwd=proj,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    threads = {}
+    for block in re.split(r"^(?=(?:local)?rule )", proc.stdout, flags=re.M):
+        if block.startswith("rule train_model:"):
+            model = re.search(r"model=([\w.-]+)", block).group(1)
+            found = re.search(r"^\s*threads: (\d+)$", block, re.M)
+            threads[model] = int(found.group(1)) if found else 1
+    assert threads == {
+        "allconv": 4,
+        "resnet18": 3,
+        "cnn": 2,
+        "alexnet_small": 1,
+        "simple_cnn": 1,
+        "lenet5": 1,
+    }, proc.stdout[-3000:]
