@@ -84,3 +84,11 @@ def test_dry_run_on_8_cores_shows_the_shares(tmp_path: Path) -> None:
         "simple_cnn": 1,
         "lenet5": 1,
     }, proc.stdout[-3000:]
+
+
+def test_cost_counts_only_the_batches_trained() -> None:
+    """A job that trains half its batches (``limit_train_batches``, as the smoke run's resnet18)
+    costs half as much: its priority and its threads follow."""
+    half = {"arch": "resnet18", "max_epochs": 2, "limit_train_batches": 0.5}
+    assert train_cost(half) == train_cost({"arch": "resnet18", "max_epochs": 1})
+    assert train_cost(half) < train_cost({"arch": "resnet18", "max_epochs": 2})
