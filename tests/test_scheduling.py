@@ -1,20 +1,13 @@
-"""Threads that follow the work: the cores shared among the train jobs by their cost."""
+"""Threads that follow the work: the cores shared among the train jobs by their cost (the dry
+runs that show them: tests/test_profiles.py)."""
 
 from __future__ import annotations
-
-import os
-import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from mnistbench.config import load_config, resolve_model, train_cost, validate_config
 from mnistbench.scheduling import thread_shares
-from tests.conftest import ROOT, copy_project
-
-BIN = Path(sys.executable).parent
+from tests.conftest import ROOT
 
 
 @pytest.fixture(scope="module")
@@ -54,36 +47,6 @@ def test_thread_shares_edge_cases() -> None:
     assert thread_shares({"a": 0, "b": 0}, 8) == {"a": 1, "b": 1}
     assert thread_shares({"a": 3, "b": 1}, 4) == {"a": 3, "b": 1}
     assert thread_shares({}, 4) == {}
-
-
-def test_dry_run_on_8_cores_shows_the_shares(tmp_path: Path) -> None:
-    """`snakemake -n --cores 8`: the threads Snakemake gives each train job (shown in its block
-    of the dry run; a one-thread job shows none)."""
-    proj = copy_project(tmp_path)
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
-    proc = subprocess.run(
-        [str(BIN / "snakemake"), "-n", "--cores", "8"],
-        cwd=proj,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    threads = {}
-    for block in re.split(r"^(?=(?:local)?rule )", proc.stdout, flags=re.M):
-        if block.startswith("rule train_model:"):
-            model = re.search(r"model=([\w.-]+)", block).group(1)
-            found = re.search(r"^\s*threads: (\d+)$", block, re.M)
-            threads[model] = int(found.group(1)) if found else 1
-    assert threads == {
-        "allconv": 4,
-        "resnet18": 3,
-        "cnn": 2,
-        "alexnet_small": 1,
-        "simple_cnn": 1,
-        "lenet5": 1,
-    }, proc.stdout[-3000:]
 
 
 def test_cost_counts_only_the_batches_trained() -> None:
