@@ -3,27 +3,29 @@
 Two steps:
 
   measure  times each model's training step (forward, backward, optimiser; the default
-           config's batch size and optimiser, fp32, channels-last) on 1 and 2 threads, as the
-           precision probe does (``hardware.probe``: the best of several short alternating
-           windows, so other work on the machine slows some windows but not the best one), and
-           writes the rates with the machine, its CPU capability, the commit and the command to
-           a small JSON file (``benchmarks/results/``);
-  model    reads that file and prints, as Markdown, each core count's modelled wall time:
-           every train job's time at its thread share, then the jobs list-scheduled as
-           Snakemake starts them (costliest first; a job starts when its threads are free).
+           config's batch size and optimiser, fp32, channels-last) on 1 and 2 threads in
+           alternating windows of about 0.5 s (so other work on the machine hits both thread
+           counts alike), keeps each one's best window by wall time and by CPU time per thread,
+           and writes them with the machine, its CPU capability, the commit and the command to a
+           small JSON file (``benchmarks/results/``);
+  model    reads that file and prints, as Markdown, the rates and each core count's modelled
+           wall time with the old (``cores // 6``) and the new thread shares
+           (``scheduling.thread_shares``): the train jobs list-scheduled as Snakemake starts them
+           (costliest first; a job starts when its threads are free).
 
-A job's time at ``n`` threads is ``epochs x (55,000 training + 5,000 validation / 3) images /
-rate(n)`` plus a fixed start-up (``--startup-s``: interpreter, imports, data, probe). rate(1) is
-the one-thread rate by CPU time; the two-thread speed-up is ``2 x cpu(2) / cpu(1)``, the parallel
-efficiency by CPU time (on a machine shared with other work the wall-time rates of two threads
-say more about the other work than about the model; both are recorded); beyond two threads
-rate(n) follows Amdahl's law fitted to that speed-up (``1 / ((1 - p) + p / n)`` with
-``p = 2 (1 - 1 / speed-up)``), an extrapolation, not a measurement. Jobs side by side are assumed
-not to slow each other.
-Evaluation and the report (about a minute on two cores) are left out.
+A job's time on ``n`` threads is its one-thread time divided by the speed-up. One-thread times:
+issue 22's measured AVX2 job times (``--jobs issue22``, the default) or ``epochs x (55,000
+training + 5,000 validation / 3) images / rate(1)`` plus a fixed start-up (``--jobs rates``).
+Two-thread speed-up: ``--speed-up-2`` for every model, or each model's parallel efficiency by
+CPU time, ``2 x cpu(2) / cpu(1)``; beyond two threads Amdahl's law fitted to it
+(``1 / ((1 - p) + p / n)``, ``p = 2 (1 - 1 / speed-up)``): an extrapolation, not a measurement.
+Jobs side by side are assumed not to slow each other; evaluation and the report (about a minute
+on two cores) are left out. On a machine shared with other work neither the wall-time nor the
+CPU-time rates of two threads measure the model's scaling (docs/speed.md, "Wall time by cores").
 
     python benchmarks/wall_time_model.py measure --out benchmarks/results/train_rates_avx2.json
-    python benchmarks/wall_time_model.py model benchmarks/results/train_rates_avx2.json
+    python benchmarks/wall_time_model.py model benchmarks/results/train_rates_avx2.json \\
+        --speed-up-2 1.6
 """
 
 from __future__ import annotations
