@@ -22,8 +22,8 @@ from tests.conftest import copy_project
 
 BIN = Path(sys.executable).parent
 MODELS = ["lenet5", "cnn", "resnet18", "alexnet_small", "simple_cnn", "allconv"]
-# A train job's command: its threads, then the terminal's copy for the per-epoch lines.
-TRAIN_THREADS = r"mnistbench train [^\n]*--threads (\d+) --progress-fd 3 3>&2 >"
+# A train job's command: its model and threads, then the terminal's copy for the per-epoch lines.
+TRAIN_THREADS = r"mnistbench train [^\n]*--model (\S+) --threads (\d+) --progress-fd 3 3>&2 >"
 SLURM_COMMANDS = ("sbatch", "srun", "squeue", "sacct", "sinfo", "scontrol", "sacctmgr", "scancel")
 
 
@@ -126,16 +126,31 @@ def test_local_profile_sets_memory_and_changes_nothing_planned(project) -> None:
             # CPU-only machine (conftest hides any GPU): no GPU claimed.
             assert fields(job["resources"])["gpu"] == "0"
             assert fields(job["resources"]).get("mem_mb") == mem
-        # 4 cores shared out among 6 train jobs: one thread each, so they run side by side
-        assert re.findall(TRAIN_THREADS, text) == ["1"] * len(MODELS)
+        # 4 cores shared among 6 train jobs by their cost (scheduling.thread_shares): the two
+        # costliest two threads each, the others one, side by side
+        assert dict(re.findall(TRAIN_THREADS, text)) == {
+            **{m: "1" for m in MODELS},
+            "allconv": "2",
+            "resnet18": "2",
+        }
 
 
-def test_train_jobs_share_the_cores(project) -> None:
-    """Each train job gets cores // models threads (at least one): all run at once."""
-    for cores, threads in (("2", 1), ("12", 2), ("24", 4)):
+def test_train_jobs_share_the_cores_by_their_cost(project) -> None:
+    """The threads of each train job in a dry run (scheduling.thread_shares): on 2 cores one
+    each (two side by side); on more, ceil(cores x cost / total cost), so the costliest jobs
+    (allconv: 15 epochs x 15.2M MACs, resnet18: 5 x 33.0M) get several and never end the run
+    alone on one thread while cores idle (issue 22)."""
+    expected = {
+        "2": {m: "1" for m in MODELS},
+        "8": {**{m: "1" for m in MODELS}, "allconv": "4", "resnet18": "3", "cnn": "2"},
+        "16": {
+            **{m: "1" for m in MODELS},
+            **{"allconv": "7", "resnet18": "5", "cnn": "3", "alexnet_small": "2"},
+        },
+    }
+    for cores, threads in expected.items():
         text = dry_run(project, "--cores", cores, "--printshellcmds")
-        found = re.findall(TRAIN_THREADS, text)
-        assert found == [str(threads)] * len(MODELS), cores
+        assert dict(re.findall(TRAIN_THREADS, text)) == threads, cores
 
 
 def test_sweep_config_schedules_one_train_job_per_value(project) -> None:

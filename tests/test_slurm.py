@@ -27,7 +27,7 @@ import pytest
 import yaml
 
 from tests.conftest import copy_project
-from tests.require import skip_or_fail
+from tests.requires import missing
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 BIN = Path(sys.executable).parent
@@ -120,12 +120,10 @@ def write_config(proj: Path, name: str, config: dict) -> None:
 @pytest.fixture(scope="module")
 def cluster() -> None:
     if not shutil.which("sinfo") or not shutil.which("sacct"):
-        skip_or_fail(
-            "no SLURM commands on PATH: bring the test cluster up with bash .ci/slurm/up.sh"
-        )
+        missing("no SLURM commands on PATH: bring the test cluster up with bash .ci/slurm/up.sh")
     state = subprocess.run(["sinfo", "-h", "-N", "-o", "%t"], capture_output=True, text=True)
     if state.returncode != 0 or not {"idle", "mix", "alloc"} & set(state.stdout.split()):
-        skip_or_fail(
+        missing(
             f"no SLURM node up (sinfo: {(state.stdout + state.stderr).strip() or 'nothing'}): "
             "bring the test cluster up with bash .ci/slurm/up.sh"
         )

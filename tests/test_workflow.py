@@ -75,6 +75,14 @@ def smoke_run(smoke: tuple[Path, str]) -> Path:
     return smoke[0]
 
 
+def assert_every_model_learned(rows: list[dict[str, str]]) -> None:
+    """The generated digits are learnable and the smoke recipes (config/smoke.yaml) let every
+    model learn them in 2 epochs: each one's test F1 is at least 0.8 (chance: 0.1). A model that
+    stops learning (a learning rate of 0, an average that lags the weights) fails here."""
+    low = {r["model"]: float(r["test_f1"]) for r in rows if float(r["test_f1"]) < 0.8}
+    assert not low, f"smoke test F1 below 0.8: {low}"
+
+
 def test_comparison_has_a_row_per_model(smoke_run: Path) -> None:
     """A row per model, each holding what that model's evaluation measured: the macro-F1 of its
     confusion matrix, its network's parameters, its training time."""
@@ -94,8 +102,7 @@ def test_comparison_has_a_row_per_model(smoke_run: Path) -> None:
         assert float(row["train_seconds"]) == pytest.approx(summary["train_seconds"], abs=0.1)
     f1s = [float(r["test_f1"]) for r in rows]
     assert f1s == sorted(f1s, reverse=True)
-    # The generated digits are learnable: the best model is far above chance after 2 epochs.
-    assert max(f1s) > 0.8
+    assert_every_model_learned(rows)
     md = (smoke_run / "results/synthetic/comparison.md").read_text()
     assert all(m in md for m in MODELS)
 
@@ -123,9 +130,10 @@ def test_per_model_outputs_hold_the_run(smoke_run: Path) -> None:
             smoke_run / f"results/synthetic/benchmarks/train_model/{m}.tsv", sep="\t"
         )
         assert len(bench) == 1 and bench["s"].iloc[0] > 0  # Snakemake's record of the job
-        # torch uses exactly the threads the train job declared: the 2 cores shared out among
-        # the 6 train jobs, at least one each (workflow/rules/common.smk, train_threads).
-        assert json.loads((d / "summary.json").read_text())["threads"] == max(1, 2 // len(MODELS))
+        # torch uses exactly the threads the train job declared: on 2 cores one each, none of
+        # the six jobs being more than half the work (common.smk's train_threads,
+        # scheduling.thread_shares)
+        assert json.loads((d / "summary.json").read_text())["threads"] == 1
         assert (smoke_run / f"logs/synthetic/train_model/{m}.log").exists()
     figures = [smoke_run / "results/synthetic/figures" / fig for fig in FIGURES]
     for fig in figures:  # a picture, not an empty canvas

@@ -5,7 +5,14 @@ tensor by tensor (three kernels each: ~150 launches a step for allconv, ~360 for
 ``AveragedModel.update_parameters`` compares its on-device update count with zero twice, each
 comparison a host-device synchronisation. On a GPU that costs more than the step itself for
 these small networks. Here the count lives on the host and the update is one multi-tensor lerp
-(``torch._foreach_lerp_``): the same arithmetic, ``ema = decay * ema + (1 - decay) * weights``.
+(``torch._foreach_lerp_``): the same arithmetic, ``ema = d * ema + (1 - d) * weights``.
+
+The decay warms up: after ``t`` updates the next one uses ``d = min(decay, (1 + t) / (10 + t))``
+(the common warm-up, e.g. TensorFlow's ``ExponentialMovingAverage(num_updates=...)``), so the
+average follows the weights from the first steps instead of holding mostly the initial weights
+for the first ~1 / (1 - decay) steps (with decay 0.999 and no warm-up, 37% of the average is
+still the initial weights after 1000 steps). ``d`` reaches ``decay`` after ``(10 decay - 1) /
+(1 - decay)`` updates (about 8,990 for 0.999, 1,990 for 0.998, 170 for 0.95).
 """
 
 from __future__ import annotations
@@ -19,12 +26,22 @@ from lightning.pytorch.callbacks import EMAWeightAveraging
 from torch.optim.swa_utils import AveragedModel
 
 
-class HostCountAveragedModel(AveragedModel):
-    """torch's AveragedModel with an EMA update that does not synchronise."""
+def warmed_up_decay(decay: float, updates: int) -> float:
+    """The decay of the EMA update after ``updates`` earlier updates: ``min(decay, (1 + t) /
+    (10 + t))``: 0.18 at the second update, 0.5 after 8, 0.9 after 80 (the first one copies)."""
+    return min(decay, (1.0 + updates) / (10.0 + updates))
 
-    def __init__(self, model: torch.nn.Module, decay: float, **kwargs: Any) -> None:
+
+class HostCountAveragedModel(AveragedModel):
+    """torch's AveragedModel with an EMA update that does not synchronise, and a warmed-up
+    decay (``warmed_up_decay``; ``warmup=False``: the fixed decay, as torch's EMA)."""
+
+    def __init__(
+        self, model: torch.nn.Module, decay: float, warmup: bool = True, **kwargs: Any
+    ) -> None:
         super().__init__(model, **kwargs)
         self.decay = decay
+        self.warmup = warmup
         self.updates = 0  # host-side twin of the n_averaged buffer (saved in checkpoints)
 
     def _pairs(self, model: torch.nn.Module) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
@@ -45,15 +62,16 @@ class HostCountAveragedModel(AveragedModel):
         if self.updates == 0:
             torch._foreach_copy_(averaged, current)
         else:
+            decay = warmed_up_decay(self.decay, self.updates) if self.warmup else self.decay
             floats = [
                 (a, c) for a, c in zip(averaged, current, strict=True) if a.is_floating_point()
             ]
             if floats:
                 avg_f, cur_f = (list(t) for t in zip(*floats, strict=True))
-                torch._foreach_lerp_(avg_f, cur_f, 1.0 - self.decay)
+                torch._foreach_lerp_(avg_f, cur_f, 1.0 - decay)
             for a, c in zip(averaged, current, strict=True):
                 if not a.is_floating_point():  # integer buffers, as torch's EMA treats them
-                    a.copy_(a * self.decay + c * (1.0 - self.decay))
+                    a.copy_(a * decay + c * (1.0 - decay))
         if not self.use_buffers:  # buffers follow the model, as in AveragedModel
             for b_avg, b_model in zip(self.module.buffers(), model.buffers(), strict=True):
                 b_avg.detach().copy_(b_model.detach().to(b_avg.device))

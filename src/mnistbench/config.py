@@ -69,9 +69,12 @@ def declared_macs(arch: str) -> int:
 
 
 def train_cost(settings: Mapping[str, Any]) -> int:
-    """Millions of multiply-accumulates per training image times epochs: the order in which to
-    start train jobs (costliest first), so no long job is left running alone at the end."""
-    return int(declared_macs(settings["arch"]) * settings["max_epochs"] // 1_000_000)
+    """Millions of multiply-accumulates per training image times epochs (times the fraction of
+    batches trained, ``limit_train_batches``): the order in which to start train jobs
+    (costliest first), so no long job is left running alone at the end, and their threads
+    (scheduling.thread_shares)."""
+    epochs = settings["max_epochs"] * settings.get("limit_train_batches", 1.0)
+    return int(declared_macs(settings["arch"]) * epochs // 1_000_000)
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:

@@ -207,7 +207,8 @@ def resolve_speed(
     layout = settings.get("channels_last", False)
     why: dict[str, Any] = {"configured": {"precision": precision, "channels_last": layout}}
     if AUTO not in (precision, layout):
-        return precision, bool(layout), {**why, "reason": "set in the config"}
+        why.update(reason="set in the config", precision=precision, channels_last=bool(layout))
+        return precision, bool(layout), why
     device = torch.device("cuda" if kind == "gpu" else "cpu")
     why["machine"] = sig = machine_signature(device)
     if precision == AUTO:

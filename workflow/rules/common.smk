@@ -32,6 +32,7 @@ from mnistbench.errors import MnistbenchError
 from mnistbench.paths import DIRECTORIES, OUTPUTS, partial_outputs
 from mnistbench.preflight import check_configfiles, check_local_dir
 from mnistbench.runs import ensembles
+from mnistbench.scheduling import thread_shares
 
 # Nested values given with --config (e.g. data='{val_size: 500}') arrive as strings: retype them
 # (those of --config only; files given with --configfile are typed YAML already), then validate
@@ -147,10 +148,15 @@ def config_params(rule):
 
 
 def train_threads(wildcards):
-    """Threads of one train job: the cores shared out among the train jobs, so that on a small
-    machine they run side by side. Two one-thread jobs do twice the work of one; one job gains
-    only 1.4-1.8x from a second thread (benchmarks/roofline.py, docs/speed.md)."""
-    return max(1, workflow.cores // max(1, len(MODELS)))
+    """Threads of one train job: the cores shared among the train jobs by their cost, so that
+    the costliest get several threads and no long job ends the run alone on one thread while
+    cores idle, and the small ones one thread each, side by side (scheduling.thread_shares)."""
+    costs = {
+        (dataset, model): train_cost(resolve_model(config, model))
+        for dataset in DATASETS
+        for model in MODELS
+    }
+    return thread_shares(costs, workflow.cores)[(wildcards.dataset, wildcards.model)]
 
 
 def train_priority(wildcards):
