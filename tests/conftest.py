@@ -38,8 +38,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """``--order``: the modules in reverse or random order, and the tests within each likewise;
-    a module's tests stay together, so its module fixtures are set up once."""
+    """``--order``: the modules in reverse or random order, and the tests within each likewise
+    (but in a module whose ``IN_ORDER`` says why it cannot); a module's tests stay together, so
+    its module fixtures are set up once."""
     order = config.getoption("order")
     if order == "file":
         return
@@ -51,7 +52,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         modules.setdefault(item.nodeid.split("::")[0], []).append(item)
     groups = list(modules.values())
-    for group in [groups, *groups]:
+    # a module that says why its tests must keep their order (IN_ORDER) is moved whole
+    shuffled = [g for g in groups if not getattr(g[0].module, "IN_ORDER", None)]
+    for group in [groups, *shuffled]:
         if kind == "reverse":
             group.reverse()
         else:

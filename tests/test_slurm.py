@@ -33,6 +33,9 @@ pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 BIN = Path(sys.executable).parent
 PROFILE = "workflow/profiles/slurm-local"
 RESULTS = "results/synthetic"
+# One cluster run, then faults in the same project, each SLURM run taking minutes: the tests
+# keep their order under `pytest --order random` (tests/conftest.py).
+IN_ORDER = "the faults follow the first run in the same project"
 MODELS = ("lenet5", "simple_cnn")
 # The smoke config (config/smoke.yaml) cut down: two models, one epoch, 600 training images.
 SMALL = {

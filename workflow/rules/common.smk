@@ -9,6 +9,8 @@ import shutil
 import subprocess
 import sys
 
+from snakemake.exceptions import WorkflowError
+
 # The workflow runs its own package source (src/), in this process and in every job, so a copy
 # of the project is self-contained; without src/ it runs the installed package. Only pyyaml and
 # jsonschema are needed to parse the workflow.
@@ -156,7 +158,11 @@ def train_threads(wildcards):
         for dataset in DATASETS
         for model in MODELS
     }
-    return thread_shares(costs, workflow.cores)[(wildcards.dataset, wildcards.model)]
+    try:
+        cores = workflow.cores
+    except WorkflowError:  # no --cores given: `snakemake --report`, which runs no job
+        return 1
+    return thread_shares(costs, cores)[(wildcards.dataset, wildcards.model)]
 
 
 def train_priority(wildcards):
