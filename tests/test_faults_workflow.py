@@ -237,13 +237,18 @@ def test_sigterm_during_training_then_a_plain_run_resumes_it(tmp_path: Path) -> 
 
 
 def test_sigint_during_evaluation_then_a_plain_run_evaluates_it(tmp_path: Path) -> None:
-    """SIGINT (Ctrl-C) to Snakemake while lenet5 is evaluated: the rerun evaluates it (and does
-    not train it again), then builds the whole comparison."""
+    """SIGINT (Ctrl-C) to Snakemake while lenet5 is evaluated and simple_cnn's evaluation has
+    written everything but not ended: the rerun evaluates what it must (and trains nothing
+    again), then builds the whole comparison."""
     proj = tiny_project(tmp_path)
-    hold = [{"stage": "evaluate", "model": "lenet5", "fault": "hold"}]
+    hold = [
+        {"stage": "evaluate", "model": "lenet5", "fault": "hold"},
+        {"stage": "evaluate", "model": "simple_cnn", "fault": "hold_exit"},
+    ]
     proc = start(proj, hold)
     log = proj / "logs/synthetic/evaluate_model/lenet5.log"
     wait_for(log, proc, "held before scoring")
+    wait_for(proj / "logs/synthetic/evaluate_model/simple_cnn.log", proc, "held after writing")
     proc.send_signal(signal.SIGINT)
     proc.communicate(timeout=300)
     assert proc.returncode != 0
@@ -251,8 +256,8 @@ def test_sigint_during_evaluation_then_a_plain_run_evaluates_it(tmp_path: Path) 
     rows = table(proj / PARTIAL / "comparison.csv")
     assert rows["lenet5"]["status"] == "stopped (the same command resumes it)"
     trained = (proj / RESULTS / "models/lenet5/model.ckpt").stat().st_mtime
-    # simple_cnn's evaluation ran beside it: finished before the stop, or stopped too, and then
-    # what it had written is gone (left, Snakemake would refuse it as incomplete)
+    # simple_cnn's job ended as Snakemake stopped: recorded as finished, or else what it wrote
+    # is gone (left marked incomplete, the next plain run would refuse it)
     plan = {"evaluate_model:lenet5", "build_report"}
     if not (proj / RESULTS / "models/simple_cnn/test/metrics.json").exists():
         plan.add("evaluate_model:simple_cnn")

@@ -10,7 +10,9 @@ directory. ``MNISTBENCH_INJECT`` (JSON) lists the faults, each for one stage and
 - ``hold_epoch`` (with ``"epoch": N``): the train job waits at the start of epoch index N, after
   epoch N-1's resumable checkpoint was saved, until a signal stops it;
 - ``hold_summary``: the train job waits after model.ckpt and metrics.csv, before summary.json;
-- ``hold``: the evaluate job waits before scoring.
+- ``hold``: the evaluate job waits before scoring;
+- ``hold_exit``: the evaluate job waits after writing all its outputs, and a signal then ends
+  it with success (a job that ended just as Snakemake was stopped).
 """
 
 from __future__ import annotations
@@ -64,6 +66,17 @@ def _inject(fault: dict) -> None:
                 time.sleep(HOLD_S)
 
         callbacks.EpochLog.on_train_epoch_start = on_train_epoch_start
+    elif kind == "hold_exit":
+        import atexit
+        import signal
+
+        def held() -> None:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(signum, lambda *_: os._exit(0))
+            print("held after writing", file=sys.stderr, flush=True)
+            time.sleep(HOLD_S)
+
+        atexit.register(held)
     elif kind == "hold":
         import mnistbench.evaluation as evaluation
 

@@ -1,5 +1,6 @@
 # Config validation, then the stage table every rule takes its inputs, parameters and commands
 # from (src/mnistbench/pipeline.py, which also writes dvc.yaml). Rules stay declarative.
+import base64
 import copy
 import json
 import os
@@ -262,6 +263,22 @@ def remove_outputs(paths):
             os.remove(path)
 
 
+def marked_incomplete():
+    """The files Snakemake still marks incomplete (its .snakemake/incomplete/ records, named
+    by the path in URL-safe base64, split into '@'-prefixed parts when long).
+
+    A job whose process ended just as Snakemake was stopped is never recorded as finished:
+    its outputs stay marked although no "Error in rule" names it."""
+    root = os.path.join(".snakemake", "incomplete")
+    for folder, _, names in os.walk(root):
+        for name in names:
+            parts = os.path.relpath(os.path.join(folder, name), root).split(os.sep)
+            try:
+                yield base64.urlsafe_b64decode("".join(p.lstrip("@") for p in parts)).decode()
+            except ValueError:  # not a record (e.g. migration_underway)
+                continue
+
+
 def job_status(job_log, said):
     """A run's status in the partial comparison: stopped (resumable), diverged or failed."""
     if any(line.startswith("mnistbench: stopped") for line in said):
@@ -304,6 +321,8 @@ def report_failure(logfiles):
     jobs = failed_jobs(logfiles)
     for *_, outputs in jobs:
         remove_outputs(outputs)
+    ours = {path for s in STAGES.values() for path in s.outs.values()}
+    remove_outputs(path for path in marked_incomplete() if path in ours)
     partial_report(jobs)
     show_job_errors(jobs)
 
