@@ -3,13 +3,16 @@ from a results directory (`mnistbench docs-tables`), never typed."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import pytest
 
+from mnistbench.errors import MnistbenchError
 from mnistbench.reporting import build_report
 from mnistbench.reporting.docs import render, rewrite_page
+from mnistbench.reporting.measurements import load
 from tests.conftest import ROOT
 from tests.test_report_stats import fake_model
 
@@ -68,3 +71,24 @@ def test_docs_tables_are_rendered_from_results(tmp_path: Path) -> None:
     assert "stale" not in rewritten and "| `lenet5` |" in rewritten
     assert rewritten.endswith("<!-- end of generated tables -->\nafter\n")
     assert "From `" not in rewritten  # only the tables the block names
+
+
+RESULTS = ROOT / "benchmarks/results"
+
+
+def test_ratios_are_computed_from_the_figures_they_compare() -> None:
+    from mnistbench.reporting.measured_tables import probes, throughput
+
+    data = json.loads((RESULTS / "probes_h100.json").read_text())
+    ratios = [float(line.split("|")[-2].strip()[:-1]) for line in probes(data).splitlines()[2:]]
+    assert (min(ratios), max(ratios)) == (0.73, 0.88)  # best bf16 against best fp32
+    cnn = {"model": "cnn", "precision": "fp32", "tutorial_samples_s": 1000,
+           "mnistbench_samples_s": 1500, "raw_samples_s": 2000}  # fmt: skip
+    assert "| 1.50 | 0.75 |" in throughput({"models": [cnn]})
+
+
+def test_a_result_file_without_its_origin_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps({"what": "x", "machine": {"cpu": "c", "torch": "2"}, "date": "d"}))
+    with pytest.raises(MnistbenchError, match="no commit, command, machine.capability"):
+        load(path)

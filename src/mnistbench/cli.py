@@ -13,7 +13,8 @@ stages and people alike, and the tools around them.
     mnistbench predict results/mnist/models/cnn digit.png photo.jpg --out preds.csv
     mnistbench export results/mnist/models/cnn --out cnn.onnx
     mnistbench dvc-yaml > dvc.yaml            # the DVC pipeline of config/config.yaml
-    mnistbench docs-tables docs/results.md    # the result tables of a page, from results/
+    mnistbench docs-tables README.md docs/*.md   # the docs' tables, from benchmarks/results/
+    mnistbench docs-tables --check README.md docs/*.md   # exit 2 if one differs from its source
 
 A stage reads the config files (merged in order; ``--set`` a JSON mapping merged last, as
 Snakemake's ``--config``) and finds its files from them. Exit status: 0 on success
@@ -111,8 +112,9 @@ def _tool_args(sub: Any) -> None:
     )  # fmt: skip
     dp = sub.add_parser("dvc-params", help="`dvc exp run -S` options that apply an overlay file")
     dp.add_argument("overlay", help="a config file to merge over config/config.yaml")
-    dt = sub.add_parser("docs-tables", help="rewrite the generated result tables of pages")
+    dt = sub.add_parser("docs-tables", help="rewrite the generated tables of figures of pages")
     dt.add_argument("pages", nargs="+", help="Markdown files with mnistbench docs-tables blocks")
+    dt.add_argument("--check", action="store_true", help="change nothing; fail on a stale table")
 
 
 def load(files: Sequence[str], overrides: str | None = None) -> dict[str, Any]:
@@ -180,10 +182,10 @@ def _dvc_params(args: argparse.Namespace) -> None:
 
 
 def _docs_tables(args: argparse.Namespace) -> None:
-    from mnistbench.reporting.docs import rewrite_page
+    from mnistbench.reporting.docs import check_page, rewrite_page
 
     for page in args.pages:
-        rewrite_page(page)
+        (check_page if args.check else rewrite_page)(page)
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], None]] = {

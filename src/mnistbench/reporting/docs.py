@@ -1,15 +1,20 @@
-"""The result tables of the documentation, rendered from a results directory, never typed.
+"""The tables of figures of the documentation, rendered from results, never typed.
 
-A page marks each generated block with the directory it comes from and, optionally, the tables
-it shows (default: all four)::
+A page marks each generated block with where its figures come from: a results directory of the
+workflow and, optionally, the tables it shows (default: all four), or a benchmark result file
+and its renderer (``reporting.measurements``)::
 
-    <!-- mnistbench docs-tables results/mnist comparison seeds -->
+    <!-- mnistbench docs-tables benchmarks/results/mnist-default-avx512 comparison seeds -->
     ...rewritten by `mnistbench docs-tables PAGE`...
     <!-- end of generated tables -->
+    <!-- mnistbench docs-tables benchmarks/results/probes_avx512.json probes -->
+    ...
+    <!-- end of generated tables -->
 
-``provenance`` is one paragraph (commit, data, machine, config), ``comparison`` the runs with
-their intervals and p-values, ``costs`` what each model costs, ``seeds`` the mean and standard
-deviation over seeds (only when runs have several).
+Paths are relative to the directory the command runs in: the repository's root. For a
+directory, ``provenance`` is one paragraph (commit, data, machine, config), ``comparison`` the
+runs with their intervals and p-values, ``costs`` what each model costs, ``seeds`` the mean and
+standard deviation over seeds (only when runs have several).
 """
 
 from __future__ import annotations
@@ -105,17 +110,52 @@ def render(results: str | Path, tables: Sequence[str] = tuple(TABLES)) -> str:
     return "\n".join(part for part in parts if part)
 
 
-def rewrite_page(page: str | Path) -> None:
-    """Rewrite every generated block of a Markdown page from its results directory."""
+def render_block(source: str, tables: Sequence[str], page: str | Path) -> str:
+    """One block's Markdown: from a result file (``*.json``) or a results directory."""
+    if source.endswith(".json"):
+        from mnistbench.reporting.measurements import render as render_file
+
+        return render_file(source, tables, page)
+    return render(source, tables or tuple(TABLES))
+
+
+def exempt(source: str) -> bool:
+    """A block of a workflow's own ``results/`` that this checkout has not run: not checked."""
+    return Path(source).parts[:1] == ("results",) and not Path(source).exists()
+
+
+def rendered(page: str | Path, check: bool = False) -> tuple[str, list[str]]:
+    """The page with every generated block rendered afresh, and the sources of the blocks that
+    differ from the page's. ``check``: blocks whose source is ``exempt`` are left as they are."""
     page = Path(page)
     text = page.read_text(encoding="utf-8")
+    stale: list[str] = []
 
     def block(match: re.Match[str]) -> str:
-        results, *tables = match["args"].split()
-        body = render(results, tables or tuple(TABLES))
+        source, *tables = match["args"].split()
+        if check and exempt(source):
+            return match[0]
+        body = render_block(source, tables, page)
+        if body != match["body"]:
+            stale.append(source)
         return f"{match[1]}{body}{match[4]}"
 
-    new, count = BLOCK.subn(block, text)
-    if not count:
-        raise MnistbenchError(f"{page}: no `<!-- mnistbench docs-tables DIR -->` block")
+    return BLOCK.sub(block, text), stale
+
+
+def rewrite_page(page: str | Path) -> None:
+    """Rewrite every generated block of a Markdown page from its source (a page without one is
+    left as it is, so ``docs/*.md`` may be given whole)."""
+    new, _ = rendered(page)
     write_text(page, new)
+
+
+def check_page(page: str | Path) -> None:
+    """Refuse a page whose generated blocks differ from what their sources render (a hand
+    edit, or a result changed without rendering the page again)."""
+    _, stale = rendered(page, check=True)
+    if stale:
+        raise MnistbenchError(
+            f"{page}: the generated tables from {', '.join(stale)} differ from what they render; "
+            f"run `mnistbench docs-tables {page}` (and edit the result file, not the table)"
+        )
