@@ -8,14 +8,16 @@ Two steps:
            counts alike), keeps each one's best window by wall time and by CPU time per thread,
            and writes them with the machine, its CPU capability, the commit and the command to a
            small JSON file (``benchmarks/results/``);
-  model    reads that file and prints, as Markdown, the rates and each core count's modelled
-           wall time with the old (``cores // 6``) and the new thread shares
+  model    reads that file and writes, as another result file, the rates and each core count's
+           modelled wall time with the old (``cores // 6``) and the new thread shares
            (``scheduling.thread_shares``): the train jobs list-scheduled as Snakemake starts them
-           (costliest first; a job starts when its threads are free).
+           (costliest first; a job starts when its threads are free). ``mnistbench docs-tables
+           docs/speed.md`` renders it.
 
 A job's time on ``n`` threads is its one-thread time divided by the speed-up. One-thread times:
-issue 22's measured AVX2 job times (``--jobs issue22``, the default) or ``epochs x (55,000
-training + 5,000 validation / 3) images / rate(1)`` plus a fixed start-up (``--jobs rates``).
+issue 22's measured AVX2 job times (``--jobs issue22``, the default; read from
+``benchmarks/results/default_run_avx2.json``) or ``epochs x (55,000 training + 5,000 validation
+/ 3) images / rate(1)`` plus a fixed start-up (``--jobs rates``).
 Two-thread speed-up: ``--speed-up-2`` for every model, or each model's parallel efficiency by
 CPU time, ``2 x cpu(2) / cpu(1)``; beyond two threads Amdahl's law fitted to it
 (``1 / ((1 - p) + p / n)``, ``p = 2 (1 - 1 / speed-up)``): an extrapolation, not a measurement.
@@ -25,7 +27,7 @@ CPU-time rates of two threads measure the model's scaling (docs/speed.md, "Wall 
 
     python benchmarks/wall_time_model.py measure --out benchmarks/results/train_rates_avx2.json
     python benchmarks/wall_time_model.py model benchmarks/results/train_rates_avx2.json \\
-        --speed-up-2 1.6
+        --speed-up-2 1.6 --out benchmarks/results/wall_time_avx2.json
 """
 
 from __future__ import annotations
@@ -44,16 +46,9 @@ from typing import Any
 TRAIN_IMAGES = 55_000
 VAL_IMAGES = 5_000
 CORES = (1, 2, 4, 8, 16)
-# Issue 22's measured train jobs (seconds, one thread each, two side by side) of the default run
-# on a 2-core AVX2 VM at commit fe77ae1 (run total 44 min 51 s): the "before".
-ISSUE_22_AVX2_JOBS_S = {
-    "resnet18": 2065,
-    "allconv": 1859,
-    "cnn": 716,
-    "alexnet_small": 360,
-    "simple_cnn": 173,
-    "lenet5": 79,
-}
+# Issue 22's measured default run on a 2-core AVX2 VM (commit fe77ae1, 44 min 51 s): its train
+# jobs' seconds, one thread each, two side by side.
+AVX2_RUN = Path(__file__).parent / "results" / "default_run_avx2.json"
 
 
 def time_windows(
@@ -192,18 +187,14 @@ def list_schedule(jobs: dict[str, tuple[int, float, float]], cores: int) -> floa
     return now
 
 
-def minutes(seconds: float) -> str:
-    return f"{int(seconds // 60)} min {int(round(seconds % 60)):02d} s"
-
-
-def schedule_table(
+def schedule_rows(
     entries: dict[str, Any], one_thread_s: dict[str, float], two: float | None
-) -> list[str]:
-    """Rows: cores, wall time with the old and the new thread shares, the new shares."""
+) -> list[dict[str, Any]]:
+    """Per core count: wall time with the old and the new thread shares, the new shares, and
+    the one-thread work spread evenly."""
     from mnistbench.scheduling import thread_shares
 
     costs = {n: e["cost"] for n, e in entries.items()}
-    order = sorted(entries, key=lambda n: -costs[n])
     rows = []
     for cores in CORES:
         walls = []
@@ -216,39 +207,26 @@ def schedule_table(
                 for n, e in entries.items()
             }
             walls.append(list_schedule(jobs, cores))
-        work = sum(one_thread_s.values()) / cores
-        threads = " / ".join(str(shares[n]) for n in order)
         rows.append(
-            f"| {cores} | {minutes(walls[0])} | **{minutes(walls[1])}** | {threads} | "
-            f"{minutes(work)} |"
+            {
+                "cores": cores,
+                "before_s": round(walls[0], 1),
+                "now_s": round(walls[1], 1),
+                "threads": shares,
+                "work_s": round(sum(one_thread_s.values()) / cores, 1),
+            }
         )
     return rows
 
 
 def model(args: argparse.Namespace) -> None:
+    """The rates, and each core count's modelled wall time, written as a result file."""
     data = json.loads(Path(args.rates).read_text())
     entries = data["models"]
     order = sorted(entries, key=lambda n: -entries[n]["cost"])
-    m = data["machine"]
-    print(
-        f"Rates measured by `{data['command']}` ({m['cpu']}, capability `{m['capability']}`, "
-        f"commit `{data['commit']}`, {data['date']}; {data['note']}):\n"
-    )
-    print(
-        "| model | epochs | img/s, 1 / 2 threads (wall) | 2 / 1 threads | img/s per CPU s, "
-        "1 / 2 threads | job on 1 thread at this rate | issue 22's job (AVX2 VM, 1 thread) |"
-    )
-    print("|---|---|---|---|---|---|---|")
-    for name in order:
-        e, r, c = entries[name], entries[name]["images_per_s"], entries[name]["images_per_cpu_s"]
-        print(
-            f"| `{name}` | {e['epochs']} | {r['1']:,.0f} / {r['2']:,.0f} | "
-            f"{r['2'] / r['1']:.2f}x | {c['1']:,.0f} / {c['2']:,.0f} | "
-            f"{job_seconds(e, args.startup_s):,.0f} s "
-            f"| {ISSUE_22_AVX2_JOBS_S.get(name, float('nan')):,.0f} s |"
-        )
+    measured_jobs = json.loads(AVX2_RUN.read_text())["runs"][0]["train_job_s"]
     two = args.speed_up_2
-    base = dict(ISSUE_22_AVX2_JOBS_S) if args.jobs == "issue22" else None
+    base = dict(measured_jobs) if args.jobs == "issue22" else None
     if base is None or set(base) != set(entries):
         base = {n: job_seconds(e, args.startup_s) for n, e in entries.items()}
         source = "the one-thread rates above"
@@ -259,16 +237,35 @@ def model(args: argparse.Namespace) -> None:
         if two
         else "each model's two-thread speed-up by CPU time"
     )
-    print(
-        f"\nTrain jobs from {source}, with {scaling} and Amdahl's law beyond two threads, "
-        "list-scheduled costliest first:\n"
-    )
-    print(
-        "| cores | before: `cores // 6` threads each | now: threads by cost | threads now ("
-        + " / ".join(order)
-        + ") | one-thread work / cores |\n|---|---|---|---|---|"
-    )
-    print("\n".join(schedule_table(entries, base, two)))
+    result = {
+        "what": "the default run's train jobs list-scheduled on 1 to 16 cores with the old and "
+        "the new thread shares (a model from measured rates, not a measurement on those cores)",
+        "machine": data["machine"],
+        "commit": data["commit"],
+        "date": data["date"],
+        "command": shlex.join(["python", "benchmarks/wall_time_model.py", *sys.argv[1:]]),
+        "note": f"rates: {data['note']}" if data.get("note") else "",
+        "measured": {"rates": args.rates, "command": data["command"]},
+        "scheduled": f"Train jobs from {source}, with {scaling} and Amdahl's law beyond two "
+        "threads, list-scheduled costliest first",
+        "rates": [
+            {
+                "model": name,
+                "epochs": entries[name]["epochs"],
+                "images_per_s": entries[name]["images_per_s"],
+                "images_per_cpu_s": entries[name]["images_per_cpu_s"],
+                "job_s_at_rate": round(job_seconds(entries[name], args.startup_s), 1),
+                "issue22_job_s": measured_jobs.get(name),
+            }
+            for name in order
+        ],
+        "schedule": [
+            {**row, "threads": {n: row["threads"][n] for n in order}}
+            for row in schedule_rows(entries, base, two)
+        ],
+    }
+    Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+    print(f"wrote {args.out}; mnistbench docs-tables docs/speed.md renders it")
 
 
 def main() -> None:
@@ -281,8 +278,9 @@ def main() -> None:
     m.add_argument("--rounds", type=int, default=6, help="alternating windows per variant")
     m.add_argument("--note", default="", help="e.g. whether other work shared the machine")
     m.add_argument("--out", required=True)
-    w = sub.add_parser("model", help="print the modelled wall times (Markdown)")
+    w = sub.add_parser("model", help="write the modelled wall times (JSON, for docs-tables)")
     w.add_argument("rates")
+    w.add_argument("--out", required=True)
     w.add_argument("--startup-s", type=float, default=15.0)
     w.add_argument(
         "--jobs",
