@@ -1,17 +1,23 @@
-"""The front door stays short and its links lead somewhere; the docs' result tables are rendered
-from a results directory (`mnistbench docs-tables`), never typed."""
+"""The front door stays short and its links lead somewhere; the docs' tables of figures are
+rendered (`mnistbench docs-tables`) from committed result files and run snapshots under
+`benchmarks/results/`, never typed, and a table that differs from its source fails here."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from mnistbench.cli import main
 from mnistbench.errors import MnistbenchError
 from mnistbench.reporting import build_report
-from mnistbench.reporting.docs import render, rewrite_page
+from mnistbench.reporting.docs import BLOCK, check_page, exempt, render, rendered, rewrite_page
 from mnistbench.reporting.measurements import load
 from tests.conftest import ROOT
 from tests.test_report_stats import fake_model
@@ -74,6 +80,125 @@ def test_docs_tables_are_rendered_from_results(tmp_path: Path) -> None:
 
 
 RESULTS = ROOT / "benchmarks/results"
+
+
+def copy_of_the_docs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, results: str) -> Path:
+    """The pages copied under ``tmp_path`` at their places, ``benchmarks/results`` (a copy with
+    ``results="copy"``, else a link) and the workflow's ``results/`` where this checkout has
+    one; the working directory there, as the command runs from the repository's root."""
+    for page in PAGES:
+        (tmp_path / page.relative_to(ROOT)).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(page, tmp_path / page.relative_to(ROOT))
+    (tmp_path / "benchmarks").mkdir()
+    if results == "copy":
+        shutil.copytree(RESULTS, tmp_path / "benchmarks/results")
+    else:
+        (tmp_path / "benchmarks/results").symlink_to(RESULTS)
+    if (ROOT / "results").is_dir():
+        (tmp_path / "results").symlink_to(ROOT / "results")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_every_committed_table_is_what_the_command_renders(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every page rendered afresh in a copy equals the committed page. Exempt: a block that
+    reads a workflow's own ``results/<dataset>`` (never committed) where this checkout has no
+    such directory; every block of the committed docs reads ``benchmarks/results/``, so none is
+    exempt here."""
+    copy = copy_of_the_docs(tmp_path, monkeypatch, "link")
+    sources = []
+    for page in PAGES:
+        text = page.read_text()
+        sources += [m["args"].split()[0] for m in BLOCK.finditer(text)]
+        new, stale = rendered(page.relative_to(ROOT), check=True)
+        assert not stale, f"{page.name}: {stale} differ; run mnistbench docs-tables {page.name}"
+        assert new == text
+        rewrite_page(copy / page.relative_to(ROOT))  # the command itself changes nothing
+        assert (copy / page.relative_to(ROOT)).read_text() == text
+    assert len(sources) >= 20 and not [s for s in sources if exempt(s)]
+    assert all(s.startswith("benchmarks/results/") for s in sources), sources
+
+
+def test_a_hand_edit_of_a_generated_table_is_caught(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    copy_of_the_docs(tmp_path, monkeypatch, "link")
+    page = Path("docs/speed.md")
+    text = page.read_text()
+    row = "| `resnet18` | 15,165 | 13,898 | 10,863 | 12,396 | **fp32** |"
+    assert text.count(row) == 1  # the H100's probe, in a generated block
+    page.write_text(text.replace(row, row.replace("15,165", "15,166")))
+    with pytest.raises(MnistbenchError, match="probes_h100.json differ"):
+        check_page(page)
+    with pytest.raises(SystemExit) as stop:
+        main(["docs-tables", "--check", "README.md", "docs/results.md", str(page)])
+    assert stop.value.code == 2 and "docs-tables docs/speed.md" in capsys.readouterr().err
+    main(["docs-tables", str(page)])  # rendering again puts back the file's figure
+    assert page.read_text() == text
+    main(["docs-tables", "--check", *(str(p.relative_to(ROOT)) for p in PAGES)])
+
+
+def test_a_result_file_changed_without_rendering_is_caught(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    copy_of_the_docs(tmp_path, monkeypatch, "copy")
+    result = Path("benchmarks/results/gpu_workflow_h100.json")
+    data = json.loads(result.read_text())
+    data["runs"][2]["wall_s"] = 119.8
+    result.write_text(json.dumps(data))
+    with pytest.raises(MnistbenchError, match="gpu_workflow_h100.json differ"):
+        check_page("docs/speed.md")
+    snapshot = Path("benchmarks/results/mnist-default-avx512/comparison.csv")
+    snapshot.write_text(snapshot.read_text().replace("0.9951", "0.9952"))
+    with pytest.raises(MnistbenchError, match="mnist-default-avx512 differ"):
+        check_page("docs/results.md")
+    rewrite_page("docs/speed.md")
+    assert (
+        "| `216b742` | no host-device synchronisation per step | 119.8 s |"
+        in Path("docs/speed.md").read_text()
+    )
+
+
+def test_every_result_file_says_where_it_comes_from() -> None:
+    """Machine, CPU capability, torch, commit and command (or how it was made), and for the
+    transcribed ones the record they were taken from; small, and shown on some page."""
+    pages = "".join(p.read_text() for p in PAGES)
+    files = sorted(RESULTS.glob("*.json"))
+    assert len(files) >= 15
+    for path in files:
+        data = load(path)
+        assert data["command"] or data["how"], path.name
+        scripted = str(data["command"]).startswith("python benchmarks/wall_time_model.py")
+        assert scripted or data["source"], path.name
+        assert path.stat().st_size < 20_000 and f"benchmarks/results/{path.name}" in pages
+    for snapshot in sorted(p for p in RESULTS.iterdir() if p.is_dir()):
+        assert {f.name for f in snapshot.iterdir()} <= {
+            "comparison.csv", "seeds.csv", "provenance.json"
+        }  # fmt: skip
+        prov = json.loads((snapshot / "provenance.json").read_text())
+        about = prov["snapshot"]
+        assert {"machine", "capability", "torch", "commit", "command", "source"} <= set(about)
+        assert prov["git_commit"].startswith(about["commit"])
+        assert f"benchmarks/results/{snapshot.name}" in pages
+
+
+def test_the_wall_time_file_is_what_the_model_computes(tmp_path: Path) -> None:
+    """benchmarks/results/wall_time_avx2.json is the model's output for the committed rates."""
+    committed = json.loads((RESULTS / "wall_time_avx2.json").read_text())
+    out = tmp_path / "wall_time.json"
+    args = [*committed["command"].split()[1:-1], str(out)]
+    assert args[:4] == [
+        "benchmarks/wall_time_model.py", "model", "benchmarks/results/train_rates_avx2.json",
+        "--speed-up-2",
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    subprocess.run([sys.executable, *args], cwd=ROOT, env=env, check=True, capture_output=True)
+    fresh = json.loads(out.read_text())
+    assert fresh.pop("command").endswith(str(out))
+    committed.pop("command")
+    assert fresh == committed
 
 
 def test_ratios_are_computed_from_the_figures_they_compare() -> None:
