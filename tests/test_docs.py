@@ -105,8 +105,7 @@ def test_every_committed_table_is_what_the_command_renders(
 ) -> None:
     """Every page rendered afresh in a copy equals the committed page. Exempt: a block that
     reads a workflow's own ``results/<dataset>`` (never committed) where this checkout has no
-    such directory; every block of the committed docs reads ``benchmarks/results/``, so none is
-    exempt here."""
+    such directory (today every block reads ``benchmarks/results/``, so none is)."""
     copy = copy_of_the_docs(tmp_path, monkeypatch, "link")
     sources = []
     for page in PAGES:
@@ -117,8 +116,8 @@ def test_every_committed_table_is_what_the_command_renders(
         assert new == text
         rewrite_page(copy / page.relative_to(ROOT))  # the command itself changes nothing
         assert (copy / page.relative_to(ROOT)).read_text() == text
-    assert len(sources) >= 20 and not [s for s in sources if exempt(s)]
-    assert all(s.startswith("benchmarks/results/") for s in sources), sources
+    checked = [s for s in sources if not exempt(s)]
+    assert len(checked) >= 20, sources
 
 
 def test_a_hand_edit_of_a_generated_table_is_caught(
