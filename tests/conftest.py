@@ -33,8 +33,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    if config.getoption("order") == "random":  # a seed, shown in the header, to rerun the order
+    worker = getattr(config, "workerinput", None)
+    if worker is not None:  # a pytest-xdist worker: the controller's order, as all must collect
+        config.option.order = worker["order"]  # the same tests in the same order
+    elif config.getoption("order") == "random":  # a seed, printed at the end, to rerun the order
         config.option.order = f"random:{random.randrange(10**6)}"
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node) -> None:  # type: ignore[no-untyped-def]
+    """pytest-xdist: each worker gets the controller's ``--order`` (with its seed)."""
+    node.workerinput["order"] = node.config.getoption("order")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
