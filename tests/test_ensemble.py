@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from mnistbench.config import load_config, validate_config
@@ -17,9 +19,11 @@ from mnistbench.ensemble import (
     calibrated_log_loss,
     combine,
     log_loss,
+    score_columns,
     select_members,
 )
 from mnistbench.errors import ConfigError
+from mnistbench.reporting.tables import comparison_table, markdown
 from mnistbench.runs import ensembles
 from tests.conftest import ROOT
 
@@ -237,3 +241,48 @@ def test_an_ensemble_of_26_classes_keeps_their_names(tmp_path: Path) -> None:
     assert len(result["f1_per_class"]) == 26 and result["test_f1"] > 0.9
     with np.load(tmp_path / "e/test/predictions.npz") as npz:
         assert npz["proba"].shape == (260, 26) and list(npz["classes"]) == list(classes)
+
+
+def scored_run(d: Path, name: str, val: np.ndarray, val_labels: np.ndarray, right: np.ndarray,
+               test_labels: np.ndarray) -> Path:  # fmt: skip
+    """A run on disk as the evaluate step leaves it: predictions and its test scores."""
+    test = onehot_proba(test_labels, right, 0.9)
+    write_run(d, {"val": val_labels, "test": test_labels}, {"val": val, "test": test})
+    metrics = json.loads((d / "test/metrics.json").read_text())
+    metrics |= {k: v for k, v in score_columns(test_labels, test).items() if k != "f1_per_class"}
+    (d / "test/metrics.json").write_text(json.dumps(metrics))
+    summary = {"model": name, "epochs": 1, "val_f1": 0.9, "train_seconds": 1.0}
+    (d / "summary.json").write_text(json.dumps(summary))
+    return d
+
+
+def test_the_comparison_says_whether_an_ensemble_beats_its_best_run(tmp_path: Path) -> None:
+    """Members wrong on different test images make a better ensemble; members wrong on the same
+    ones do not, and the comparison says so in bold, with the errors, McNemar's p and the
+    validation figures that chose the ensemble."""
+    val_labels, val = members(seed=1)
+    test_labels = np.random.default_rng(0).integers(0, N_CLASSES, 300)
+    part = np.arange(300) % 3
+    runs = {
+        **{n: part != i for i, n in enumerate(("a", "b", "c"))},  # each wrong on its own third
+        **{f"{n}2": part != 0 for n in ("a", "b", "c")},  # all wrong on the same third
+    }
+    dirs = {n: scored_run(tmp_path / n, n, val[n[0]], val_labels, r, test_labels)
+            for n, r in runs.items()}  # fmt: skip
+    build_ensemble("diverse", {n: [n] for n in "abc"}, dirs, tmp_path / "diverse", "greedy", 10)
+    alike = {n: [n] for n in ("a2", "b2", "c2")}
+    build_ensemble("alike", alike, dirs, tmp_path / "alike", "greedy", 10)
+    table = comparison_table(list(dirs.values()), {}, 200, 0,
+                             [tmp_path / "diverse", tmp_path / "alike"])  # fmt: skip
+    verdict = dict(zip(table["model"], table["verdict"], strict=True))
+    assert re.match(r"better than [abc] on the test set: 0 errors against 100", verdict["diverse"])
+    assert "McNemar p = 1.6e-30" in verdict["diverse"]
+    assert re.match(
+        r"not better than ([abc]2) on the test set: 100 errors against 100", verdict["alike"]
+    )
+    assert "McNemar p = 1)" in verdict["alike"]
+    assert "against calibrated log-loss" in verdict["alike"] and "2 alone" in verdict["alike"]
+    assert pd.isna(verdict["a"])  # runs have none
+    page = markdown(table)
+    assert f"- **`alike` (ensemble): {verdict['alike']}.**" in page
+    assert f"- `diverse` (ensemble): {verdict['diverse']}." in page

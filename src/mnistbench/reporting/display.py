@@ -123,6 +123,16 @@ def data_note(config: Mapping[str, Any] | None) -> str:
     )
 
 
+def verdicts(table: pd.DataFrame) -> list[str]:
+    """A line per ensemble: better than the best run it was chosen from, or (in bold) not."""
+    lines = []
+    rows = table[table["verdict"].notna()] if "verdict" in table else table.iloc[:0]
+    for _, row in rows.iterrows():
+        text = f"`{row['model']}` (ensemble): {row['verdict']}."
+        lines.append(f"**{text}**" if row["verdict"].startswith("not") else text)
+    return ["\n".join(f"- {line}" for line in lines)] if lines else []
+
+
 def legend() -> str:
     return "Columns: " + "; ".join(f"**{name}**: {text}" for name, text in LEGEND.items()) + "."
 

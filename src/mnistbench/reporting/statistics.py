@@ -62,3 +62,37 @@ def add_statistics(
             _, _, p = mcnemar_exact(preds[m]["preds"] == labels, preds[best]["preds"] == labels)
             table.loc[i, "mcnemar_p"] = p
     return table
+
+
+def validation_evidence(selection: dict) -> str:
+    """What chose an ensemble (its metrics.json ``selection``): its validation score against
+    that of the best single candidate, the greedy choice's first step."""
+    first, last = selection["steps"][0], selection["steps"][-1]
+    score = "calibrated log-loss {:.4f}, F1 {:.4f}"
+    mine = score.format(last["val_calibrated_log_loss"], last["val_f1"])
+    if selection["rule"] != "greedy" or len(selection["steps"]) == 1:
+        return f"{selection['rule']} weights, validation {mine}"
+    alone = score.format(first["val_calibrated_log_loss"], first["val_f1"])
+    return f"validation {mine}, against {alone} for {first['added']} alone"
+
+
+def add_verdicts(table: pd.DataFrame) -> pd.DataFrame:
+    """Each ensemble's ``verdict``: better or not than the best run it was chosen from (the
+    first of its ``pool_runs`` in the table, best test F1 first) on the test set, with the
+    errors, McNemar's p and the validation evidence that chose it. An ensemble no better than
+    its best run is published as such, never silently."""
+    table = table.copy()
+    table["verdict"] = None
+    pools = table["pool_runs"] if "pool_runs" in table else [None] * len(table)
+    for i, pool in enumerate(pools):
+        if not isinstance(pool, list):
+            continue
+        row, best = table.loc[i], table[table["model"].isin(pool)].iloc[0]
+        better = row["test_errors"] < best["test_errors"]
+        table.loc[i, "verdict"] = (
+            f"{'better' if better else 'not better'} than {best['model']} on the test set: "
+            f"{row['test_errors']} errors against {best['test_errors']} (F1 "
+            f"{row['test_f1']:.4f} against {best['test_f1']:.4f}, McNemar p = "
+            f"{row['mcnemar_p']:.2g}); chosen on {row['chosen_on_val']}"
+        )
+    return table

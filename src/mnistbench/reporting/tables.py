@@ -19,8 +19,9 @@ from mnistbench.reporting.display import (
     markdown_table,
     scores_columns,
     shown,
+    verdicts,
 )
-from mnistbench.reporting.statistics import add_statistics
+from mnistbench.reporting.statistics import add_statistics, add_verdicts, validation_evidence
 from mnistbench.runs import SEED_RUN
 
 # What a reader compares; precision/recall per class and the selection details stay in each
@@ -48,6 +49,7 @@ COLUMNS = [
     "precision",
     "members",
     "status",
+    "verdict",
 ]
 COUNTS = ("epochs", "test_errors", "params", "macs")  # integers, also beside blank cells
 OK = "ok"
@@ -88,6 +90,7 @@ def _ensemble_row(d: Path) -> dict:
     row["ckpt_mb"] = test["ckpt_bytes"] / 2**20 if test.get("ckpt_bytes") is not None else None
     row["members"] = " ".join(f"{r}:{w:.2g}" for r, w in test["members"].items())
     row["pool_runs"] = [r for runs in test["pools"].values() for r in runs]
+    row["chosen_on_val"] = validation_evidence(test["selection"])
     row.update(kind=ENSEMBLE, status=OK)
     return row
 
@@ -121,7 +124,7 @@ def comparison_table(
     table = table.sort_values(["test_f1", "model"], ascending=[False, True])
     table = table.reset_index(drop=True)
     if rows:
-        table = add_statistics(table, dirs, resamples, seed)
+        table = add_verdicts(add_statistics(table, dirs, resamples, seed))
     table = table.reindex(columns=COLUMNS)
     if failed:
         missing = pd.DataFrame(
@@ -183,6 +186,7 @@ def markdown(table: pd.DataFrame, config: Mapping[str, Any] | None = None) -> st
         )
     ok = table[table["status"] == OK]
     parts.append(markdown_table(shown(table, scores_columns(table))))
+    parts += verdicts(ok)
     parts.append(markdown_table(shown(ok, costs_columns(ok))))
     parts.append(legend())
     return "\n\n".join(p.rstrip("\n") for p in parts) + "\n"
