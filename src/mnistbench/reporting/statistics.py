@@ -87,7 +87,10 @@ def add_verdicts(table: pd.DataFrame) -> pd.DataFrame:
     for i, pool in enumerate(pools):
         if not isinstance(pool, list):
             continue
-        row, best = table.loc[i], table[table["model"].isin(pool)].iloc[0]
+        ran = table[table["model"].isin(pool)]
+        if ran.empty:
+            continue
+        row, best = table.loc[i], ran.iloc[0]
         better = row["test_errors"] < best["test_errors"]
         table.loc[i, "verdict"] = (
             f"{'better' if better else 'not better'} than {best['model']} on the test set: "
