@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mnistbench.resume import epoch_table, keep_logged_before
+from mnistbench.train.resume import epoch_table, keep_logged_before
 
 HEADER = "epoch,lr-AdamW,step,train/loss,val/f1\n"
 
