@@ -9,7 +9,7 @@
 3. The fraction of peak each model reaches, in a table (CSV) and a figure (PNG): one bar per
    model and precision, with the measured fp32 and bf16 peaks as lines.
 
-bf16 is only timed where the CPU has native bf16 (``mnistbench.hardware.native_bf16``), or with
+bf16 is only timed where the CPU has native bf16 (``mnistbench.train.speed.native_bf16``), or with
 ``--bf16 always``: on a CPU without it, bf16 autocast is emulated and a resnet18 step takes ~45x
 the fp32 time (issue 13), so it would dominate the run for a number nobody should use.
 
@@ -31,11 +31,11 @@ from pathlib import Path
 import torch
 from torch.nn import functional as F
 
-from mnistbench.config import load_config, resolve_model, validate_config
-from mnistbench.evaluation import count_macs
-from mnistbench.hardware import machine_signature, native_bf16
+from mnistbench.config.load import load_config, resolve_model, validate_config
+from mnistbench.evaluate.scores import count_macs
 from mnistbench.models import build_model
-from mnistbench.optim import optimizer_for
+from mnistbench.train.optim import optimizer_for
+from mnistbench.train.speed import machine_signature, native_bf16
 
 
 def sync(device: torch.device) -> None:

@@ -46,15 +46,15 @@ from lightning.pytorch.callbacks import Callback
 from torch import nn
 from torch.nn import functional as F
 
-from mnistbench.config import load_config, resolve_model, validate_config
+from mnistbench.config.load import load_config, resolve_model, validate_config
 from mnistbench.data.prepare import load_split
 from mnistbench.data.synthetic import make_digits
-from mnistbench.datamodule import MNISTDataModule
-from mnistbench.hardware import apply_speed
 from mnistbench.models import build_model
-from mnistbench.module import Classifier
-from mnistbench.optim import optimizer_for
-from mnistbench.training import resolve_accelerator
+from mnistbench.train.classifier import Classifier
+from mnistbench.train.datamodule import MNISTDataModule
+from mnistbench.train.optim import optimizer_for
+from mnistbench.train.recipe import resolve_accelerator
+from mnistbench.train.speed import apply_speed
 
 
 class StepTimer(Callback):

@@ -64,8 +64,8 @@ def time_windows(
     import torch
     from torch.nn import functional as F
 
-    from mnistbench.hardware import optimizer_for
     from mnistbench.models import build_model
+    from mnistbench.train.optim import optimizer_for
 
     torch.manual_seed(0)
     batch = int(settings["batch_size"])
@@ -105,8 +105,9 @@ def measure(args: argparse.Namespace) -> None:
 
     import torch
 
-    from mnistbench.config import load_config, resolve_model, train_cost, validate_config
-    from mnistbench.hardware import cpu_name, native_bf16
+    from mnistbench.config.load import load_config, resolve_model, train_cost, validate_config
+    from mnistbench.machine import cpu_name
+    from mnistbench.train.speed import native_bf16
 
     config = validate_config(load_config(args.config))
     models = args.models or list(config["models"])
@@ -192,7 +193,7 @@ def schedule_rows(
 ) -> list[dict[str, Any]]:
     """Per core count: wall time with the old and the new thread shares, the new shares, and
     the one-thread work spread evenly."""
-    from mnistbench.scheduling import thread_shares
+    from mnistbench.pipeline.scheduling import thread_shares
 
     costs = {n: e["cost"] for n, e in entries.items()}
     rows = []

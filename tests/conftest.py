@@ -83,7 +83,7 @@ def project_root() -> Path:
 
 def model_settings(model: str = "lenet5", **train: object) -> dict:
     """One model's resolved settings from config/config.yaml, ``train`` keys overridden."""
-    from mnistbench.config import deep_merge, load_config, resolve_model, validate_config
+    from mnistbench.config.load import deep_merge, load_config, resolve_model, validate_config
 
     config = load_config(ROOT / "config/config.yaml")
     # a few steps on tiny data learn little: no run here is failed for scoring like chance
@@ -93,7 +93,7 @@ def model_settings(model: str = "lenet5", **train: object) -> dict:
 
 def classifier(model: str = "lenet5", **train: object):  # type: ignore[no-untyped-def]
     """A fresh Classifier for one model of config/config.yaml (MNIST's pixel statistics)."""
-    from mnistbench.training import make_classifier
+    from mnistbench.train.recipe import make_classifier
 
     stats = {"train": {"pixel_mean": 0.1307, "pixel_std": 0.3081}}
     return make_classifier(model_settings(model, **train), stats)

@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from mnistbench.config import load_config, resolve_model, retype_cli_values, validate_config
+from mnistbench.config.load import load_config, resolve_model, retype_cli_values, validate_config
 from mnistbench.errors import ConfigError
 
 

@@ -7,7 +7,7 @@ import time
 import pytest
 import torch
 
-from mnistbench.evaluation import count_macs, cpu_latency_ms, median_seconds
+from mnistbench.evaluate.scores import count_macs, cpu_latency_ms, median_seconds
 from mnistbench.models import build_model
 from tests.conftest import classifier
 
@@ -41,13 +41,13 @@ def test_macs_match_hand_counts(name: str) -> None:
 def test_latency_per_image_at_each_batch_size(monkeypatch: pytest.MonkeyPatch) -> None:
     """The whole model runs on uint8 batches of each size (the test images tiled up to it), and
     each batch's median time is divided by its size: per image, in milliseconds."""
-    from mnistbench import evaluation
+    from mnistbench.evaluate import scores
 
     model = classifier("lenet5")
     batches: list[torch.Tensor] = []
     forward = model.forward
     monkeypatch.setattr(model, "forward", lambda x: batches.append(x) or forward(x))
-    monkeypatch.setattr(evaluation, "median_seconds", lambda fn: (fn(), 0.512)[1])
+    monkeypatch.setattr(scores, "median_seconds", lambda fn: (fn(), 0.512)[1])
     images = torch.randint(0, 256, (5, 28, 28), dtype=torch.uint8)  # tiled up to 256
     latency = cpu_latency_ms(model, images, batch_sizes=(1, 256))
     assert latency == {1: pytest.approx(512.0), 256: pytest.approx(2.0)}

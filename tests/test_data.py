@@ -361,11 +361,13 @@ def test_download_falls_back_to_good_mirror(server: str, tmp_path: Path) -> None
 
 
 def test_download_retries_transient_errors(server: str, tmp_path: Path) -> None:
-    manifest = download_dataset(tmp_path / "raw", [f"{server}/flaky/"], retries=2, backoff=0)
+    manifest = download_dataset(
+        tmp_path / "raw", [f"{server}/flaky/"], retries=2, timeout=5, backoff=0
+    )
     assert manifest["origin"] == f"{server}/flaky/"
     _Handler.hits.clear()
     with pytest.raises(DataError, match="HTTP 503"):
-        download_dataset(tmp_path / "raw2", [f"{server}/flaky/"], retries=1, backoff=0)
+        download_dataset(tmp_path / "raw2", [f"{server}/flaky/"], retries=1, timeout=5, backoff=0)
 
 
 def test_download_all_mirrors_fail(server: str, tmp_path: Path) -> None:
@@ -393,9 +395,11 @@ def test_download_config_errors(tmp_path: Path) -> None:
     from mnistbench.data.registry import REGISTRY
 
     with pytest.raises(ConfigError, match="data.mirrors"):  # none given, none official
-        download_dataset(tmp_path, [], retries=1, ds=replace(REGISTRY["mnist"], mirrors=()))
+        download_dataset(
+            tmp_path, [], retries=1, timeout=5, backoff=0, ds=replace(REGISTRY["mnist"], mirrors=())
+        )
     with pytest.raises(ConfigError, match="retries"):
-        download_dataset(tmp_path, ["http://127.0.0.1:1/"], retries=0)
+        download_dataset(tmp_path, ["http://127.0.0.1:1/"], retries=0, timeout=5, backoff=0)
 
 
 # ---------------------------------------------------------------------------- local copy
@@ -488,7 +492,7 @@ def test_synthetic_data_never_touch_the_network(
     import socket
     import urllib.request
 
-    from mnistbench.stages import download
+    from mnistbench.commands import download
 
     def no_network(*args: object, **kwargs: object) -> None:
         raise AssertionError(f"network use: {args}")

@@ -25,10 +25,13 @@ from mnistbench.io import read_json
 from mnistbench.reporting.datasets import summarize_datasets
 from tests.mirror import StaticMirror, patch_source_md5s, published_files, serve, use_md5s
 
+# one attempt per file, no wait (a local mirror): the config's data.download_* for these tests
+ONCE = {"retries": 1, "timeout": 60, "backoff": 0}
+
 
 def _validated(**over: object) -> dict:
     """config/config.yaml with ``over`` merged over it, validated."""
-    from mnistbench.config import deep_merge, load_config, validate_config
+    from mnistbench.config.load import deep_merge, load_config, validate_config
     from tests.conftest import ROOT
 
     return validate_config(deep_merge(load_config(ROOT / "config/config.yaml"), over))
@@ -114,7 +117,7 @@ def test_fashion_mnist_downloads_and_checks_its_own_md5s(
     use_md5s(monkeypatch, "fashion_mnist", files)
     with serve(_mirror("fashion_mnist", files)) as url:
         ds = layout("fashion_mnist")
-        manifest = download_dataset(tmp_path / "raw", [f"{url}/{{dataset}}/"], 1, ds=ds, backoff=0)
+        manifest = download_dataset(tmp_path / "raw", [f"{url}/{{dataset}}/"], **ONCE, ds=ds)
         assert manifest["origin"] == f"{url}/fashion_mnist/"
         assert manifest["classes"][0] == "T-shirt/top"
         assert all(f["official_md5"] for f in manifest["files"].values())
@@ -122,8 +125,7 @@ def test_fashion_mnist_downloads_and_checks_its_own_md5s(
         mnist = published_files("mnist", seed=3)
         with serve(_mirror("fashion_mnist", mnist)) as other, pytest.raises(DataError) as info:
             download_dataset(
-                tmp_path / "raw2", [f"{other}/{{dataset}}/"], retries=1, backoff=0,
-                ds=layout("fashion_mnist"),
+                tmp_path / "raw2", [f"{other}/{{dataset}}/"], **ONCE, ds=layout("fashion_mnist"),
             )  # fmt: skip
     assert "does not match the official" in str(info.value)
 
@@ -136,8 +138,8 @@ def test_emnist_comes_out_of_its_zip_upright_and_counted_from_0(
     ds = layout("emnist_letters")
     out = tmp_path / "raw"
     with serve(_mirror("emnist_letters", files)) as url:
-        manifest = download_dataset(out, [f"{url}/{{dataset}}/"], retries=1, backoff=0, ds=ds)
-        again = download_dataset(out, ["http://127.0.0.1:1/"], retries=1, backoff=0, ds=ds)
+        manifest = download_dataset(out, [f"{url}/{{dataset}}/"], **ONCE, ds=ds)
+        again = download_dataset(out, ["http://127.0.0.1:1/"], **ONCE, ds=ds)
     assert again["origin"] == manifest["origin"]  # the zip verified by md5: not fetched again
     train_x, train_y = make_digits(52, 4, 26)
     test_x, test_y = make_digits(26, derived_test_seed(4), 26)
@@ -157,7 +159,7 @@ def test_a_zip_with_another_md5_is_refused_and_not_kept(
     files = published_files("emnist_balanced", seed=4)
     with serve(_mirror("emnist_balanced", files)) as url, pytest.raises(DataError) as info:
         download_dataset(
-            tmp_path / "raw", [f"{url}/{{dataset}}/"], retries=2, backoff=0,
+            tmp_path / "raw", [f"{url}/{{dataset}}/"], retries=2, timeout=60, backoff=0,
             ds=layout("emnist_balanced"),
         )  # fmt: skip
     assert "gzip.zip" in str(info.value) and "does not match the official" in str(info.value)
@@ -231,9 +233,9 @@ def test_summary_across_data_sets(tmp_path: Path) -> None:
 def test_adding_a_data_set_changes_nothing_of_those_already_run(tmp_path: Path) -> None:
     """The stages of mnist alone and of mnist among several: the same params, code, data and
     outputs (what Snakemake and DVC rerun on); only the commands name the data set."""
-    from mnistbench.config import deep_merge, load_config
-    from mnistbench.dvc import dvc_yaml
-    from mnistbench.pipeline import stages
+    from mnistbench.config.load import deep_merge, load_config
+    from mnistbench.pipeline.dvc import dvc_yaml
+    from mnistbench.pipeline.table import stages
     from tests.conftest import ROOT
 
     files = [str(ROOT / "config/config.yaml")]

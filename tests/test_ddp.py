@@ -13,7 +13,7 @@ import pytest
 import torch
 from torch.utils.data import BatchSampler, RandomSampler
 
-from mnistbench.datamodule import RankBatches, batch_loader, shard_bounds
+from mnistbench.train.datamodule import RankBatches, batch_loader, shard_bounds
 from tests.conftest import ROOT, classifier
 
 
@@ -109,9 +109,8 @@ def test_ddp_on_two_cpu_processes(tmp_path: Path) -> None:
     # The logged validation metrics are those of the whole split: recompute them from the
     # published checkpoint, in one process over all 301 images.
     from mnistbench.data.prepare import load_split
-    from mnistbench.evaluation import predict_proba
-    from mnistbench.module import Classifier
-    from mnistbench.selection import val_f1_of
+    from mnistbench.train.classifier import Classifier, predict_proba
+    from mnistbench.train.publish import val_f1_of
 
     images, labels = load_split(tmp_path / "data/ddp/prepared/val.pt")
     model = Classifier.from_checkpoint(ddp_dir / "model.ckpt")
@@ -138,8 +137,8 @@ def test_ddp_leaves_each_ranks_training_sums_alone() -> None:
 
 def test_under_slurm_a_model_needs_a_task_per_process() -> None:
     """In a SLURM job step with one task, Lightning would train devices: 2 with one process."""
-    from mnistbench.devices import check_slurm_tasks
     from mnistbench.errors import ConfigError
+    from mnistbench.train.devices import check_slurm_tasks
 
     two = {"devices": 2, "num_nodes": 1}
     with pytest.raises(ConfigError, match=r"2 processes, but this SLURM job step has 1 task"):

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mnistbench.evaluation import text_colour
+from mnistbench.evaluate.scores import text_colour
 from mnistbench.progress import Progress, clock
 from mnistbench.reporting.display import closing, costs_columns, scores_columns, shown
 from mnistbench.reporting.figures import error_floor

@@ -27,10 +27,10 @@ import numpy as np
 import pytest
 import yaml
 
-from mnistbench.config import load_config
-from mnistbench.dvc import overrides
+from mnistbench.config.load import load_config
 from mnistbench.errors import ConfigError
-from mnistbench.stats import mcnemar_exact
+from mnistbench.pipeline.dvc import overrides
+from mnistbench.reporting.statistics import mcnemar_exact
 from tests.browser import chromium_or_skip, open_page, screenshot_path
 from tests.conftest import ROOT, copy_project
 

@@ -1,6 +1,6 @@
 """Ensembles: the mean of the members' softmax outputs, members and weights chosen on the
-validation split only (src/mnistbench/ensemble.py), one per model with seeds and those
-``ensemble.across`` names (src/mnistbench/runs.py), rows in the comparison."""
+validation split only (src/mnistbench/evaluate/ensemble.py), one per model with seeds and those
+``ensemble.across`` names (src/mnistbench/config/runs.py), rows in the comparison."""
 
 from __future__ import annotations
 
@@ -13,8 +13,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mnistbench.config import load_config, validate_config
-from mnistbench.ensemble import (
+from mnistbench.config.load import load_config, validate_config
+from mnistbench.config.runs import ensembles
+from mnistbench.errors import ConfigError
+from mnistbench.evaluate.ensemble import (
     build_ensemble,
     calibrated_log_loss,
     combine,
@@ -22,9 +24,7 @@ from mnistbench.ensemble import (
     score_columns,
     select_members,
 )
-from mnistbench.errors import ConfigError
 from mnistbench.reporting.tables import comparison_table, markdown
-from mnistbench.runs import ensembles
 from tests.conftest import ROOT
 
 N_CLASSES = 10
@@ -190,7 +190,7 @@ def test_across_names_known_models_and_a_free_name() -> None:
 def test_seeds_given_on_the_command_line_reach_every_stage_of_a_run() -> None:
     """`snakemake --config 'seeds=[1, 2]'`: the evaluate and ensemble commands must find the
     seed runs, so they get the overrides that make them (not as params: nothing reruns)."""
-    from mnistbench.pipeline import stages
+    from mnistbench.pipeline.table import stages
 
     overrides = {"seeds": [1, 2], "only": ["cnn"]}
     raw = {**config(), **overrides}
@@ -205,7 +205,7 @@ def test_seeds_given_on_the_command_line_reach_every_stage_of_a_run() -> None:
 def test_each_data_set_gets_its_own_ensembles() -> None:
     """`datasets: [mnist, kmnist]` with seeds: one build_ensemble per ensemble and data set,
     told its data set and reading that data set's runs only; each report reads its own."""
-    from mnistbench.pipeline import stages
+    from mnistbench.pipeline.table import stages
 
     raw = config(seeds=[1, 2], only=["cnn"], datasets=["mnist", "kmnist"])
     table = stages(validate_config(copy.deepcopy(raw)), raw, ["config/config.yaml"])

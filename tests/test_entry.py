@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from mnistbench.cli import load, main
-from mnistbench.config import load_config, resolve_model, validate_config
+from mnistbench.config.load import load_config, resolve_model, validate_config
 
 
 def stage(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -6,12 +6,12 @@ import lightning as L
 import pytest
 import torch
 
-from mnistbench.config import load_config, resolve_model, validate_config
+from mnistbench.config.load import load_config, resolve_model, validate_config
 from mnistbench.data.synthetic import make_digits
-from mnistbench.datamodule import MNISTDataModule
 from mnistbench.metrics import macro_f1
 from mnistbench.models import build_model
-from mnistbench.module import Classifier, random_affine
+from mnistbench.train.classifier import Classifier, random_affine
+from mnistbench.train.datamodule import MNISTDataModule
 from tests.conftest import classifier
 
 
@@ -106,7 +106,7 @@ def test_index_batches_are_a_random_batch_samplers_batches() -> None:
     """Device-side batches are those of BatchSampler(RandomSampler) with the same generator."""
     from torch.utils.data import BatchSampler, RandomSampler
 
-    from mnistbench.datamodule import IndexBatches
+    from mnistbench.train.datamodule import IndexBatches
 
     reference = BatchSampler(
         RandomSampler(range(103), generator=torch.Generator().manual_seed(3)), 10, False

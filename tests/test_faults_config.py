@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from mnistbench.config import load_config, resolve_model, validate_config
+from mnistbench.config.load import load_config, resolve_model, validate_config
 from mnistbench.errors import ConfigError
 
 
@@ -210,7 +210,7 @@ def test_another_working_directory_is_refused_with_one_line(project, tmp_path) -
 def test_a_config_file_with_a_typo_is_not_taken_for_a_target(tmp_path) -> None:
     """Only outputs of the workflow, or files named like no config file that hold no config
     key, are taken for targets; a YAML overlay with a typo goes on to the schema's message."""
-    from mnistbench.preflight import check_configfiles
+    from mnistbench.pipeline.preflight import check_configfiles
 
     overlay = tmp_path / "mine.yaml"
     overlay.write_text("trian: {max_epochs: 3}\n")

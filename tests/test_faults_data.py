@@ -119,12 +119,15 @@ def test_transient_failures_are_retried_with_backoff_then_next_mirror(
 def test_permanent_failures_go_straight_to_the_next_mirror(
     mirror: str, tmp_path: Path, sleeps: list[float], route: str
 ) -> None:
-    download_dataset(tmp_path / "raw", [f"{mirror}/{route}/", f"{mirror}/good/"], retries=3)
+    mirrors = [f"{mirror}/{route}/", f"{mirror}/good/"]
+    download_dataset(tmp_path / "raw", mirrors, retries=3, timeout=60, backoff=1)
     assert _Mirror.hits[route] == len(NAMES) and sleeps == []
 
 
 def test_flaky_mirror_succeeds_on_retry(mirror: str, tmp_path: Path, sleeps: list[float]) -> None:
-    manifest = download_dataset(tmp_path / "raw", [f"{mirror}/flaky/"], retries=2, backoff=0.25)
+    manifest = download_dataset(
+        tmp_path / "raw", [f"{mirror}/flaky/"], retries=2, timeout=60, backoff=0.25
+    )
     assert manifest["origin"] == f"{mirror}/flaky/" and sleeps == [0.25] * len(NAMES)
 
 
@@ -155,7 +158,7 @@ def test_md5_mismatch_of_a_served_file_is_named(
     name, _ = MNIST_FILES["test_labels"]
     monkeypatch.setitem(MNIST_FILES, "test_labels", (name, "0" * 32))
     with pytest.raises(DataError) as info:
-        download_dataset(tmp_path / "raw", [f"{mirror}/good/"], retries=1, backoff=0)
+        download_dataset(tmp_path / "raw", [f"{mirror}/good/"], retries=1, timeout=60, backoff=0)
     msg = str(info.value)
     assert name in msg and "does not match the official" in msg
     assert name not in _files(tmp_path / "raw")
@@ -209,7 +212,7 @@ def test_bad_local_images_name_the_file(tmp_path: Path, damage, needle: str) -> 
 def test_wrong_dimensions_name_the_magic_and_the_dimensions(tmp_path: Path) -> None:
     """An images file whose magic says 2 dimensions (0x0802): said as such, before the job
     (the header check of the dry run) and in it, with advice for a file of the user's own."""
-    from mnistbench.preflight import check_local_dir
+    from mnistbench.pipeline.preflight import check_local_dir
 
     src = _mnist_like(tmp_path / "mine")
     raw = gzip.decompress((src / NAMES[0]).read_bytes())
@@ -232,7 +235,7 @@ def test_wrong_dimensions_name_the_magic_and_the_dimensions(tmp_path: Path) -> N
 def test_a_local_dir_not_yet_copied_is_read_whole_before_any_job(tmp_path: Path) -> None:
     """The dry run's check reads new files of data.local_dir to the end: a cut-off file whose
     header is intact stops Snakemake before the download job deletes the data it has."""
-    from mnistbench.preflight import check_local_dir
+    from mnistbench.pipeline.preflight import check_local_dir
 
     src = _mnist_like(tmp_path / "mine")
     whole = (src / NAMES[0]).read_bytes()

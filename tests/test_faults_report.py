@@ -93,8 +93,8 @@ def test_a_partial_comparison_has_files_of_its_own_and_a_complete_one_removes_th
     """After a failed run the comparison goes to results/<dataset>/partial/, never over the
     report's own outputs (Snakemake's record of them must stay true); the next complete
     comparison removes it."""
-    from mnistbench import stages
-    from mnistbench.config import load_validated
+    from mnistbench import commands
+    from mnistbench.config.load import load_validated
     from tests.conftest import ROOT
 
     config = load_validated(ROOT / "config/config.yaml", ROOT / "config/smoke.yaml")
@@ -104,7 +104,7 @@ def test_a_partial_comparison_has_files_of_its_own_and_a_complete_one_removes_th
     monkeypatch.setattr(reporting, "write_figures", lambda ok, dirs, out, *a: figures.append(out))
     models = tmp_path / "results/synthetic/models"
     fake_model(models, "lenet5", 0.9)
-    stages.report(config, {"cnn": "failed (see logs/synthetic/train_model/cnn.log)"})
+    commands.report(config, {"cnn": "failed (see logs/synthetic/train_model/cnn.log)"})
     partial = tmp_path / "results/synthetic/partial"
     assert [(r["model"], r["status"]) for r in rows(partial / "comparison.csv")] == [
         ("lenet5", "ok"),
@@ -118,7 +118,7 @@ def test_a_partial_comparison_has_files_of_its_own_and_a_complete_one_removes_th
     ]
 
     fake_model(models, "cnn", 0.95)
-    stages.report(config)
+    commands.report(config)
     assert [r["model"] for r in rows(tmp_path / "results/synthetic/comparison.csv")] == [
         "cnn",
         "lenet5",

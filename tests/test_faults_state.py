@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from mnistbench import hardware, speedcache
-from mnistbench.config import load_validated, resolve_model
-from mnistbench.hardware import FP32, resolve_speed
-from mnistbench.resume import FINGERPRINT_KEY
-from mnistbench.training import Run, _resume_point
+from mnistbench.config.load import load_validated, resolve_model
+from mnistbench.train import speed, speedcache
+from mnistbench.train.recipe import Run, _resume_point
+from mnistbench.train.resume import FINGERPRINT_KEY
+from mnistbench.train.speed import FP32, resolve_speed
 
 ROOT = Path(__file__).resolve().parents[1]
 BAD_ENTRIES = {
@@ -44,15 +44,15 @@ def probes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list:
     """A private cache, a CPU without native bf16, and a fake probe (channels-last faster)
     that records each call."""
     monkeypatch.setenv("MNISTBENCH_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.delenv(hardware.ENV_DECISION, raising=False)
-    monkeypatch.setattr(hardware, "native_bf16", lambda device="cpu": False)
+    monkeypatch.delenv(speed.ENV_DECISION, raising=False)
+    monkeypatch.setattr(speed, "native_bf16", lambda device="cpu": False)
     calls: list = []
 
     def fake(settings, device, variants, rounds=3):  # type: ignore[no-untyped-def]
         calls.append(list(variants))
         return {v: 100.0 * (1.5 if v[1] else 1) for v in variants}
 
-    monkeypatch.setattr(hardware, "probe", fake)
+    monkeypatch.setattr(speed, "probe", fake)
     return calls
 
 
@@ -63,8 +63,8 @@ def test_a_bad_speed_cache_file_is_named_ignored_and_rewritten(
     resolve_speed(settings, "cpu")  # the first decision, cached
     [cached] = list(speedcache.cache_dir().glob("*.json"))
     cached.write_text(BAD_ENTRIES[what], encoding="latin-1")
-    monkeypatch.delenv(hardware.ENV_DECISION)
-    with caplog.at_level(logging.WARNING, logger="mnistbench.hardware"):
+    monkeypatch.delenv(speed.ENV_DECISION)
+    with caplog.at_level(logging.WARNING, logger="mnistbench.train.speed"):
         precision, channels_last, why = resolve_speed(settings, "cpu")
     assert (precision, channels_last) == (FP32, True) and len(probes) == 2  # measured again
     warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
@@ -75,10 +75,10 @@ def test_a_bad_speed_cache_file_is_named_ignored_and_rewritten(
 
 def test_a_bad_decision_passed_down_is_measured_again(settings: dict, probes: list, monkeypatch):
     first = resolve_speed(settings, "cpu")
-    key = hardware.os.environ[hardware.ENV_DECISION].split("=", 1)[0]
+    key = speed.os.environ[speed.ENV_DECISION].split("=", 1)[0]
     for path in speedcache.cache_dir().glob("*.json"):
         path.unlink()
-    monkeypatch.setenv(hardware.ENV_DECISION, f"{key}=not json")
+    monkeypatch.setenv(speed.ENV_DECISION, f"{key}=not json")
     assert resolve_speed(settings, "cpu")[:2] == first[:2] and len(probes) == 2
 
 
@@ -93,7 +93,7 @@ def test_unreadable_metrics_of_a_resumable_run_start_it_over(
         {FINGERPRINT_KEY: "stamp", "global_step": 10, "epoch": 0}, run.work / "resume/last.ckpt"
     )
     (run.work / "metrics.csv").write_bytes(b"\x00\x01 not a table\n\xff\xfe")
-    with caplog.at_level(logging.WARNING, logger="mnistbench.training"):
+    with caplog.at_level(logging.WARNING, logger="mnistbench.train.recipe"):
         _resume_point("stamp", run)
     assert run.resume_from is None and not run.work.exists()
     warned = " ".join(r.getMessage() for r in caplog.records)

@@ -15,15 +15,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from mnistbench.config import load_config, resolve_model, validate_config
+from mnistbench.config.load import load_config, resolve_model, validate_config
 from mnistbench.data.prepare import prepare_dataset
 from mnistbench.data.synthetic import write_synthetic
 from mnistbench.errors import TrainingError
 from mnistbench.io import atomic_path
 from mnistbench.models import build_model, count_parameters
-from mnistbench.module import Classifier
-from mnistbench.predict import load_classifier
-from mnistbench.training import PUBLISHED, train_model
+from mnistbench.train.classifier import Classifier
+from mnistbench.train.recipe import PUBLISHED, train_model
+from mnistbench.use.predict import load_classifier
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -148,9 +148,9 @@ def test_non_finite_final_weights_fall_back_to_the_best_epoch(
     prepared: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Weights that turn NaN on the last step (after the last loss check) are not published."""
-    from mnistbench import selection
+    from mnistbench.train import publish
 
-    monkeypatch.setattr(selection, "_finite", lambda module: False)
+    monkeypatch.setattr(publish, "_finite", lambda module: False)
     summary = train_model(tiny_settings(), prepared, tmp_path / "lenet5", threads=1)
     assert summary["selected"] == "best_epoch"
 
@@ -190,9 +190,9 @@ KILL_IN_SAVE = textwrap.dedent(
     """
     import os, signal, sys
     import lightning as L
-    from mnistbench import training
+    from mnistbench.train import recipe
 
-    real_copy = training.shutil.copyfile
+    real_copy = recipe.shutil.copyfile
 
     def killed_copy(src, dst, *args, **kwargs):
         if not str(dst).endswith(".tmp"):
@@ -201,8 +201,8 @@ KILL_IN_SAVE = textwrap.dedent(
             fh.write(b"PK half a checkpoint")
         os.kill(os.getpid(), signal.SIGKILL)
 
-    training.shutil.copyfile = killed_copy
-    training.train_model(__import__("json").loads(sys.argv[1]), sys.argv[2], sys.argv[3], 1)
+    recipe.shutil.copyfile = killed_copy
+    recipe.train_model(__import__("json").loads(sys.argv[1]), sys.argv[2], sys.argv[3], 1)
     """
 )
 

@@ -25,7 +25,7 @@ import pytest
 import torch
 import yaml
 
-from mnistbench.config import deep_merge, load_config
+from mnistbench.config.load import deep_merge, load_config
 from mnistbench.io import read_json
 from tests.conftest import ROOT, copy_project
 

@@ -1,4 +1,4 @@
-"""precision: auto and channels_last: auto (src/mnistbench/hardware.py)."""
+"""precision: auto and channels_last: auto (src/mnistbench/train/speed.py)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from mnistbench import hardware
-from mnistbench.config import load_validated, resolve_model
-from mnistbench.hardware import BF16, FP16, FP32, apply_speed, choose, resolve_speed
+from mnistbench.config.load import load_validated, resolve_model
+from mnistbench.train import speed
+from mnistbench.train.speed import BF16, FP16, FP32, apply_speed, choose, resolve_speed
 
-CHECK_NATIVE = "import mnistbench.hardware as h; print(h.native_bf16('cpu'))"
+CHECK_NATIVE = "import mnistbench.train.speed as h; print(h.native_bf16('cpu'))"
 
 
 def settings(project_root, model="lenet5", **train):
@@ -27,7 +27,7 @@ def settings(project_root, model="lenet5", **train):
 def cache(tmp_path, monkeypatch):
     monkeypatch.setenv("MNISTBENCH_CACHE_DIR", str(tmp_path / "cache"))
     # empty (not deleted): monkeypatch then restores it, so no decision leaks into later tests
-    monkeypatch.setenv(hardware.ENV_DECISION, "")
+    monkeypatch.setenv(speed.ENV_DECISION, "")
     return tmp_path / "cache"
 
 
@@ -41,7 +41,7 @@ def probes(monkeypatch):
         calls.append(list(variants))
         return {v: 100.0 * (1.5 if v[0] == BF16 else 1) * (1.5 if v[1] else 1) for v in variants}
 
-    monkeypatch.setattr(hardware, "probe", fake)
+    monkeypatch.setattr(speed, "probe", fake)
     return calls
 
 
@@ -54,7 +54,7 @@ def test_mixed_precision_needs_its_margin_and_layout_takes_the_faster() -> None:
 
 
 def test_a_cpu_without_native_bf16_never_times_bf16(project_root, cache, probes, monkeypatch):
-    monkeypatch.setattr(hardware, "native_bf16", lambda device="cpu": False)
+    monkeypatch.setattr(speed, "native_bf16", lambda device="cpu": False)
     precision, channels_last, why = resolve_speed(settings(project_root), "cpu")
     assert precision == FP32 and channels_last is True
     assert probes == [[(FP32, False), (FP32, True)]]
@@ -62,7 +62,7 @@ def test_a_cpu_without_native_bf16_never_times_bf16(project_root, cache, probes,
 
 
 def test_native_bf16_is_kept_only_when_measured_faster(project_root, cache, probes, monkeypatch):
-    monkeypatch.setattr(hardware, "native_bf16", lambda device="cpu": True)
+    monkeypatch.setattr(speed, "native_bf16", lambda device="cpu": True)
     precision, channels_last, why = resolve_speed(settings(project_root), "cpu")
     assert (precision, channels_last) == (BF16, True)
     assert set(probes[0]) == {(FP32, False), (FP32, True), (BF16, False), (BF16, True)}
@@ -70,13 +70,13 @@ def test_native_bf16_is_kept_only_when_measured_faster(project_root, cache, prob
 
 
 def test_the_decision_is_cached_per_machine(project_root, cache, probes, monkeypatch) -> None:
-    monkeypatch.setattr(hardware, "native_bf16", lambda device="cpu": True)
+    monkeypatch.setattr(speed, "native_bf16", lambda device="cpu": True)
     first = resolve_speed(settings(project_root), "cpu")
-    monkeypatch.delenv(hardware.ENV_DECISION)
+    monkeypatch.delenv(speed.ENV_DECISION)
     second = resolve_speed(settings(project_root), "cpu")
     assert len(probes) == 1 and first[:2] == second[:2]
     assert second[2]["cache"].startswith(str(cache))
-    monkeypatch.setattr(hardware, "cpu_name", lambda: "Another CPU")  # another machine
+    monkeypatch.setattr(speed, "cpu_name", lambda: "Another CPU")  # another machine
     resolve_speed(settings(project_root), "cpu")
     assert len(probes) == 2
 
@@ -102,10 +102,10 @@ def test_real_probe_times_every_variant_and_measures_the_models_cost(project_roo
     import torch
 
     both = [(FP32, False), (FP32, True)]
-    lenet = hardware.probe(settings(project_root), torch.device("cpu"), both, rounds=1)
+    lenet = speed.probe(settings(project_root), torch.device("cpu"), both, rounds=1)
     assert set(lenet) == set(both)
     resnet = settings(project_root, "resnet18")
-    rates = hardware.probe(resnet, torch.device("cpu"), both[:1], rounds=1)
+    rates = speed.probe(resnet, torch.device("cpu"), both[:1], rounds=1)
     assert lenet[(FP32, False)] > 3 * rates[(FP32, False)], (lenet, rates)
 
 
@@ -143,8 +143,8 @@ def test_native_bf16_on_a_gpu_needs_compute_capability_8(fake_gpu, gpu, native) 
 
     fake_gpu(gpu)
     assert torch.cuda.is_bf16_supported()  # the default counts emulation: the trap
-    assert hardware.native_bf16("cuda") is native
-    assert hardware.machine_signature("cuda")["native_bf16_gpu"] is native
+    assert speed.native_bf16("cuda") is native
+    assert speed.machine_signature("cuda")["native_bf16_gpu"] is native
 
 
 @pytest.mark.parametrize("gpu", list(GPUS))
@@ -153,7 +153,7 @@ def test_a_torch_without_including_emulation_goes_by_the_capability(fake_gpu, mo
 
     fake_gpu(gpu)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)  # an older signature
-    assert hardware.native_bf16("cuda") is (GPUS[gpu] >= (8, 0))
+    assert speed.native_bf16("cuda") is (GPUS[gpu] >= (8, 0))
 
 
 @pytest.mark.parametrize(
@@ -181,7 +181,7 @@ def test_auto_on_a_gpu_weighs_its_native_mixed_precision_against_fp32(
         layout = {(FP32, False): 1.0, (FP32, True): 0.9}
         return {v: 1000.0 * layout.get(v, mixed_speedup / (1 if v[1] else 1.2)) for v in variants}
 
-    monkeypatch.setattr(hardware, "probe", fake_probe)
+    monkeypatch.setattr(speed, "probe", fake_probe)
     precision, channels_last, why = resolve_speed(settings(project_root), "gpu")
     native = GPUS[gpu] >= (8, 0)
     mixed = BF16 if native else FP16
@@ -217,11 +217,11 @@ def test_summary_records_the_choice_on_an_avx2_capped_cpu(project_root, tmp_path
     prepare_dataset(tmp_path / "raw", tmp_path / "prepared", val_size=50, split_seed=0)
     s = settings(project_root, max_epochs=1, name="lenet5", require_learning=False)
     code = (
-        "import json, sys; from mnistbench.training import train_model; "
+        "import json, sys; from mnistbench.train.recipe import train_model; "
         "train_model(json.loads(sys.argv[1]), sys.argv[2], sys.argv[3], threads=1)"
     )
     env = {**os.environ, "ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
-    env.pop(hardware.ENV_DECISION, None)
+    env.pop(speed.ENV_DECISION, None)
     subprocess.run(
         [
             sys.executable,

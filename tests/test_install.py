@@ -35,7 +35,7 @@ def test_installed_package_runs_the_smoke_workflow(tmp_path: Path) -> None:
          str(ROOT)],
         check=True, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
-    assert (target / "mnistbench/schema/config.schema.yaml").is_file()
+    assert (target / "mnistbench/config/config.schema.yaml").is_file()
     proj = tmp_path / "proj"
     proj.mkdir()
     for name in ("Snakefile", "workflow", "config", "envs"):
@@ -65,4 +65,4 @@ def test_installed_package_runs_the_smoke_workflow(tmp_path: Path) -> None:
         [*cmd, "config/tiny.yaml", "-n", "--forceall"],
         cwd=proj, env=env, capture_output=True, text=True, timeout=300, check=True,
     )  # fmt: skip
-    assert f"{target}/mnistbench/training.py" in plan.stdout
+    assert f"{target}/mnistbench/train/recipe.py" in plan.stdout

@@ -35,7 +35,7 @@ def test_metrics_match_torchmetrics() -> None:
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 10, 500)
     preds = np.where(rng.random(500) < 0.8, labels, rng.integers(0, 10, 500))
-    ours = scores(confusion_matrix(labels, preds))["f1_macro"]
+    ours = scores(confusion_matrix(labels, preds, 10))["f1_macro"]
     theirs = multiclass_f1_score(
         torch.tensor(preds), torch.tensor(labels), num_classes=10, average="macro"
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mnistbench.config import architecture_file
+from mnistbench.config.load import architecture_file
 from mnistbench.errors import ConfigError
 from mnistbench.models import available_models, build_model, count_parameters
 
@@ -48,8 +48,8 @@ def test_bad_model_kwargs_are_a_config_error() -> None:
 def test_each_architecture_declares_its_true_macs() -> None:
     """The MACs a model file declares (read from its text by the workflow to order the train
     jobs) are those the evaluate step counts."""
-    from mnistbench.config import declared_macs, train_cost
-    from mnistbench.evaluation import count_macs
+    from mnistbench.config.load import declared_macs, train_cost
+    from mnistbench.evaluate.scores import count_macs
     from mnistbench.models import DECLARED_MACS, available_models, build_model
 
     for name in available_models():

@@ -1,6 +1,6 @@
 """One pipeline, two orchestrators: the Snakemake DAG and the DVC stages agree.
 
-Both are driven by the stage table (src/mnistbench/pipeline.py). Here each is built by its own
+Both are driven by the stage table (src/mnistbench/pipeline/table.py). Here each is built by its own
 tool in a copy of the project, for the default config, a seeds config and the sweep config, and
 every stage is compared on the four aspects: command, dependencies (code and data), params
 (the config keys it reads) and outputs. dvc.yaml is written by ``mnistbench dvc-yaml``; the
@@ -142,7 +142,7 @@ def test_snakemake_and_dvc_run_the_same_stages(project: Path, name: str) -> None
     arch_files = [p for p in train["code"] if re.search(r"/models/(?!__init__)\w+\.py$", p)]
     assert (
         len(arch_files) == 1
-        and "src/mnistbench/evaluation.py"
+        and "src/mnistbench/evaluate/scores.py"
         in from_dvc["evaluate@" + sorted(expected_runs)[0]]["code"]
     )
 
@@ -170,7 +170,7 @@ def test_params_are_the_config_keys_of_each_stage(project: Path) -> None:
 
 
 def test_committed_dvc_yaml_is_the_generated_one(monkeypatch: pytest.MonkeyPatch) -> None:
-    from mnistbench.dvc import dvc_yaml
+    from mnistbench.pipeline.dvc import dvc_yaml
 
     monkeypatch.chdir(ROOT)
     assert (ROOT / "dvc.yaml").read_text() == dvc_yaml(), (
@@ -179,14 +179,16 @@ def test_committed_dvc_yaml_is_the_generated_one(monkeypatch: pytest.MonkeyPatch
 
 
 def test_code_dependencies_follow_the_imports() -> None:
-    from mnistbench.codedeps import closure, code_files
-    from mnistbench.pipeline import STEP
+    from mnistbench.pipeline.codedeps import closure, code_files
+    from mnistbench.pipeline.table import STEP
 
     train = STEP["train_model"]
     files = code_files(train.modules, "cnn")
     assert any(f.endswith("models/cnn.py") for f in files)
     assert not any(f.endswith("models/lenet5.py") for f in files)
-    assert any(f.endswith("schema/config.schema.yaml") for f in files)
-    # evaluation.py scores the candidates that choose the published checkpoint
-    assert "mnistbench.evaluation" in closure(train.modules)
+    assert any(f.endswith("config/config.schema.yaml") for f in files)
+    # the candidates that choose the published checkpoint are scored by the classifier's own
+    # predictions (train/classifier.py), not by the evaluate stage's code
+    assert "mnistbench.train.classifier" in closure(train.modules)
+    assert "mnistbench.evaluate.scores" not in closure(train.modules)
     assert "mnistbench.reporting" not in closure(train.modules)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from mnistbench.cli import load
-from mnistbench.config import resolve_model
+from mnistbench.config.load import resolve_model
 from tests.conftest import copy_project
 
 BIN = Path(sys.executable).parent

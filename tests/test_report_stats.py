@@ -13,7 +13,7 @@ import torch
 from mnistbench.errors import DataError
 from mnistbench.io import write_json, write_text
 from mnistbench.reporting import build_report
-from mnistbench.stats import mcnemar_exact
+from mnistbench.reporting.statistics import mcnemar_exact
 
 N = 400
 LABELS = np.arange(N) % 10

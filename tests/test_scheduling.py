@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from mnistbench.config import load_config, resolve_model, train_cost, validate_config
-from mnistbench.scheduling import thread_shares
+from mnistbench.config.load import load_config, resolve_model, train_cost, validate_config
+from mnistbench.pipeline.scheduling import thread_shares
 from tests.conftest import ROOT
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mnistbench.config import load_config, resolve_model, validate_config
+from mnistbench.config.load import load_config, resolve_model, validate_config
 from mnistbench.errors import ConfigError
 from mnistbench.reporting import seed_summary
 from tests.conftest import ROOT
@@ -72,7 +72,7 @@ def test_seed_summary_mean_and_sample_std() -> None:
 
 
 def test_seeds_on_the_command_line_are_integers() -> None:
-    from mnistbench.config import retype_cli_values
+    from mnistbench.config.load import retype_cli_values
 
     # snakemake --config 'seeds=[1,2,3]' passes a list of strings
     assert retype_cli_values({"seeds": ["1", "2", "3"]}) == {"seeds": [1, 2, 3]}

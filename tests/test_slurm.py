@@ -347,8 +347,8 @@ def test_two_processes_for_one_model_as_one_job_of_two_tasks(project: Path, canc
 
     # The logged validation F1 is that of the whole split: recomputed in one process.
     from mnistbench.data.prepare import load_split
-    from mnistbench.module import Classifier
-    from mnistbench.selection import val_f1_of
+    from mnistbench.train.classifier import Classifier
+    from mnistbench.train.publish import val_f1_of
 
     model_dir = project / RESULTS / "models/simple_cnn"
     images, labels = load_split(project / "data/synthetic/prepared/val.pt")

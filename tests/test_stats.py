@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from mnistbench.metrics import confusion_matrix, macro_f1, scores
-from mnistbench.stats import (
+from mnistbench.reporting.statistics import (
     bootstrap_f1,
     bootstrap_indices,
     mcnemar_exact,
@@ -51,7 +51,7 @@ def test_mcnemar_refuses_different_test_sets() -> None:
 
 
 def f1_of(labels: np.ndarray, preds: np.ndarray) -> float:
-    return float(macro_f1(confusion_matrix(labels, preds)))
+    return float(macro_f1(confusion_matrix(labels, preds, 10)))
 
 
 def test_bootstrap_scores_with_the_confusion_matrix_definition() -> None:
@@ -61,8 +61,8 @@ def test_bootstrap_scores_with_the_confusion_matrix_definition() -> None:
     y = rng.integers(0, 10, 500)
     p = np.where(rng.random(500) < 0.8, y, rng.integers(0, 10, 500))
     p[p == 9] = 8  # a class never predicted scores 0
-    expected = scores(confusion_matrix(y, p))["f1_macro"]
-    assert scores(confusion_matrix(y, p))["f1_per_class"][9] == 0.0
+    expected = scores(confusion_matrix(y, p, 10))["f1_macro"]
+    assert scores(confusion_matrix(y, p, 10))["f1_per_class"][9] == 0.0
     identity = np.arange(500)[None, :]
     assert bootstrap_f1(y, p, identity)[0] == pytest.approx(expected, abs=1e-12)
 

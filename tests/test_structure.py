@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mnistbench.codedeps import PACKAGE, direct_imports
+from mnistbench.pipeline.codedeps import PACKAGE, direct_imports
 
 MAX_FUNCTION_LINES = 60
 MAX_MODULE_LINES = 310  # "about 300"
@@ -57,7 +57,7 @@ def test_no_import_cycle() -> None:
 def schema_defaults() -> dict[str, list[object]]:
     """Leaf key name -> its defaults (keys of one name in several blocks), for every key of the
     schema with a distinctive default."""
-    from mnistbench.config import load_schema
+    from mnistbench.config.load import load_schema
 
     found: dict[str, list[object]] = {}
 

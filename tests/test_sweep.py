@@ -6,9 +6,9 @@ import copy
 
 import pytest
 
-from mnistbench.config import load_config, resolve_model, validate_config
-from mnistbench.devices import train_gpus
+from mnistbench.config.load import load_config, resolve_model, validate_config
 from mnistbench.errors import ConfigError
+from mnistbench.train.devices import train_gpus
 from tests.conftest import ROOT
 
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mnistbench.resume import epoch_table, keep_logged_before
+import pytest
+
+from mnistbench.train.resume import epoch_table, fingerprint, keep_logged_before
+from tests.conftest import ROOT
 
 HEADER = "epoch,lr-AdamW,step,train/loss,val/f1\n"
 
@@ -27,3 +30,31 @@ def test_two_interruptions_keep_every_finished_epoch_once(tmp_path: Path) -> Non
     table = epoch_table(kept, csv)
     assert table["epoch"].tolist() == [1, 2, 3, 4, 5]
     assert table["val_f1"].notna().all() and table["train_loss"].notna().all()
+
+
+def test_the_fingerprint_holds_the_train_stages_code(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Training code imports no pipeline: the train command hands train_model the stage's code
+    files from the stage table, and an edit of one of them changes the resume fingerprint."""
+    from mnistbench import commands
+    from mnistbench.config.load import load_validated
+    from mnistbench.pipeline.codedeps import code_files
+    from mnistbench.pipeline.table import STEP
+    from mnistbench.train import recipe
+
+    monkeypatch.chdir(ROOT)  # the code files as the orchestrators list them
+    handed = {}
+    monkeypatch.setattr(recipe, "train_model", lambda *args: handed.setdefault("code", args[-1]))
+    config = load_validated("config/config.yaml", "config/smoke.yaml")
+    commands.train(config, "lenet5")
+    assert handed["code"] == code_files(STEP["train_model"].modules, "lenet5")
+    assert "src/mnistbench/train/recipe.py" in handed["code"]
+    assert not [f for f in handed["code"] if "/pipeline/" in f]
+
+    code = tmp_path / "recipe.py"
+    code.write_text("x = 1\n")
+    settings, stats = {"arch": "lenet5"}, {"train": {}}
+    before = fingerprint(settings, stats, [str(code)])
+    code.write_text("x = 2\n")
+    assert fingerprint(settings, stats, [str(code)]) != before

@@ -7,9 +7,9 @@ import stat
 
 import pytest
 
-from mnistbench.config import swa_start_epoch
+from mnistbench.config.load import swa_start_epoch
 from mnistbench.io import atomic_path, write_text
-from mnistbench.resume import epoch_table
+from mnistbench.train.resume import epoch_table
 
 
 def test_epoch_table_merges_train_val_and_lr_rows(tmp_path) -> None:
@@ -60,7 +60,7 @@ def test_host_count_ema_matches_torch_and_survives_a_reload() -> None:
     import torch
     from torch.optim.swa_utils import AveragedModel, get_ema_avg_fn
 
-    from mnistbench.averaging import HostCountAveragedModel
+    from mnistbench.train.averaging import HostCountAveragedModel
 
     def warmed(avg: torch.Tensor, cur: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
         d = min(0.9, (1 + int(n)) / (10 + int(n)))
@@ -101,7 +101,7 @@ def test_ema_follows_the_weights_after_a_few_hundred_steps(warmup: bool) -> None
     decay (before issue 22) it is still mostly the initial weights and classifies wrongly."""
     import torch
 
-    from mnistbench.averaging import HostCountAveragedModel
+    from mnistbench.train.averaging import HostCountAveragedModel
 
     torch.manual_seed(0)
     x = torch.randn(512, 2)
@@ -132,7 +132,7 @@ def test_ema_follows_the_weights_after_a_few_hundred_steps(warmup: bool) -> None
 def test_precision_and_layout_both_set_in_the_config_are_used(tmp_path) -> None:
     """No probe and no crash when the config fixes both (as config/smoke.yaml does): the job
     logs and records what the config says."""
-    from mnistbench.training import _setup
+    from mnistbench.train.recipe import _setup
     from tests.conftest import model_settings
 
     settings = model_settings(

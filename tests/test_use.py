@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mnistbench.config import load_config, resolve_model, validate_config
+from mnistbench.config.load import load_config, resolve_model, validate_config
 from mnistbench.data.prepare import prepare_dataset
 from mnistbench.data.synthetic import make_digits, write_synthetic
 from mnistbench.errors import ConfigError
 from mnistbench.io import read_json
-from mnistbench.predict import mnist_like, predict, predict_files
+from mnistbench.use.predict import mnist_like, predict, predict_files
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,7 +46,7 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def trained(prepared: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, L.Trainer]:
     """lenet5, 2 short epochs, with gradient accumulation and clipping; the Trainer is kept."""
-    from mnistbench import training
+    from mnistbench.train import recipe
 
     seen: list[L.Trainer] = []
 
@@ -58,8 +58,8 @@ def trained(prepared: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[P
     out = tmp_path_factory.mktemp("results") / "lenet5"
     s = settings(accumulate_grad_batches=2, gradient_clip={"value": 0.5, "algorithm": "value"})
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(training.L, "Trainer", Recording)
-        training.train_model(s, prepared, out, threads=1)
+        mp.setattr(recipe.L, "Trainer", Recording)
+        recipe.train_model(s, prepared, out, threads=1)
     return out, seen[0]
 
 
@@ -148,8 +148,8 @@ def png_claiming_size(width: int, height: int) -> bytes:
 def test_predict_files_reports_bad_files_and_predicts_the_rest(trained, image_files) -> None:
     import torch
 
-    from mnistbench.evaluation import predict_proba
-    from mnistbench.predict import load_classifier
+    from mnistbench.train.classifier import predict_proba
+    from mnistbench.use.predict import load_classifier
 
     model = load_classifier(trained[0])
     rows, images = predict_files(model, image_files)
@@ -222,7 +222,7 @@ def test_predict_test_set_json_and_grid(trained, prepared, tmp_path) -> None:
 def test_onnx_export_matches_pytorch(trained, prepared, tmp_path) -> None:
     import onnxruntime as ort
 
-    from mnistbench.export import export_and_check
+    from mnistbench.use.export import export_and_check
 
     result = export_and_check(
         trained[0], tmp_path / "m.onnx", test_data=prepared / "test.pt", n_images=100
@@ -259,8 +259,8 @@ def test_ema_trains_and_publishes_averaged_weights(prepared, tmp_path) -> None:
     import torch
 
     from mnistbench.models import build_model
-    from mnistbench.module import Classifier
-    from mnistbench.training import train_model
+    from mnistbench.train.classifier import Classifier
+    from mnistbench.train.recipe import train_model
 
     s = settings(
         swa={"enabled": False},

@@ -88,7 +88,7 @@ def test_comparison_has_a_row_per_model(smoke_run: Path) -> None:
     confusion matrix, its network's parameters, its training time."""
     from mnistbench.metrics import macro_f1
     from mnistbench.models import count_parameters
-    from mnistbench.predict import load_classifier
+    from mnistbench.use.predict import load_classifier
 
     with open(smoke_run / "results/synthetic/comparison.csv") as fh:
         rows = list(csv.DictReader(fh))
@@ -110,7 +110,7 @@ def test_comparison_has_a_row_per_model(smoke_run: Path) -> None:
 def test_per_model_outputs_hold_the_run(smoke_run: Path) -> None:
     """Each model's files hold that model's run: its checkpoint restores its network, its
     history has both epochs, its predictions agree with its confusion matrix and scores."""
-    from mnistbench.predict import load_classifier
+    from mnistbench.use.predict import load_classifier
 
     for m in MODELS:
         d = smoke_run / "results/synthetic/models" / m
@@ -228,7 +228,7 @@ def html_report(smoke: tuple[Path, str]) -> Path:
 
 def test_statistics_and_costs_in_the_table(smoke_run: Path) -> None:
     from mnistbench.models import DECLARED_MACS
-    from mnistbench.stats import mcnemar_exact
+    from mnistbench.reporting.statistics import mcnemar_exact
 
     with open(smoke_run / "results/synthetic/comparison.csv") as fh:
         rows = list(csv.DictReader(fh))

@@ -119,7 +119,7 @@ def _tool_args(sub: Any) -> None:
 
 def load(files: Sequence[str], overrides: str | None = None) -> dict[str, Any]:
     """The config files merged in order, ``overrides`` (JSON) over them, validated."""
-    from mnistbench.config import deep_merge, load_config, validate_config
+    from mnistbench.config.load import deep_merge, load_config, validate_config
 
     config = load_config(*files)
     if overrides:
@@ -131,23 +131,23 @@ def load(files: Sequence[str], overrides: str | None = None) -> dict[str, Any]:
 
 
 def _run_stage(args: argparse.Namespace) -> None:
-    from mnistbench import stages
+    from mnistbench import commands
 
     config = load(args.configfile, args.set)
     if args.command == "train":
-        stages.train(config, args.model, args.threads, args.progress_fd)
+        commands.train(config, args.model, args.threads, args.progress_fd)
     elif args.command in ("evaluate", "tune"):
-        getattr(stages, args.command)(config, args.model, args.threads)
+        getattr(commands, args.command)(config, args.model, args.threads)
     elif args.command == "ensemble":
-        stages.ensemble(config, args.ensemble)
+        commands.ensemble(config, args.ensemble)
     elif args.command == "report":
-        stages.report(config, dict(item.split("=", 1) for item in args.failed))
+        commands.report(config, dict(item.split("=", 1) for item in args.failed))
     else:
-        getattr(stages, args.command)(config)
+        getattr(commands, args.command)(config)
 
 
 def _predict(args: argparse.Namespace) -> None:
-    from mnistbench.predict import format_rows, predict
+    from mnistbench.use.predict import format_rows, predict
 
     rows = predict(
         args.model, args.files, args.test_set, args.test_data, args.limit, args.out, args.grid
@@ -161,7 +161,7 @@ def _predict(args: argparse.Namespace) -> None:
 
 
 def _export(args: argparse.Namespace) -> None:
-    from mnistbench.export import export_and_check
+    from mnistbench.use.export import export_and_check
 
     result = export_and_check(
         args.model, args.out, args.report, args.test_data, args.n_images, args.tolerance
@@ -170,13 +170,13 @@ def _export(args: argparse.Namespace) -> None:
 
 
 def _dvc_yaml(args: argparse.Namespace) -> None:
-    from mnistbench.dvc import dvc_yaml
+    from mnistbench.pipeline.dvc import dvc_yaml
 
     sys.stdout.write(dvc_yaml(args.configfile))
 
 
 def _dvc_params(args: argparse.Namespace) -> None:
-    from mnistbench.dvc import overrides
+    from mnistbench.pipeline.dvc import overrides
 
     print(" ".join(overrides(args.overlay)))
 

@@ -1,9 +1,9 @@
 """The metrics, from a confusion matrix: the one definition every number of mnistbench uses.
 
-Training logs (the epoch statistics and validation of ``module.Classifier``), the choice of the
-published weights, the test-set evaluation, the bootstrap intervals and the report all count a
-confusion matrix (rows: true class, columns: predicted class) and derive accuracy and macro-F1
-from it here. A class that is never predicted (or never present) scores an F1 of 0.
+Training logs (the epoch statistics and validation of ``train.classifier.Classifier``), the
+choice of the published weights, the test-set evaluation, the bootstrap intervals and the report
+all count a confusion matrix (rows: true class, columns: predicted class) and derive accuracy
+and macro-F1 from it here. A class that is never predicted (or never present) scores an F1 of 0.
 
 Every function takes a matrix ``[..., C, C]``: leading axes are independent matrices (the
 bootstrap scores a stack of resampled matrices in one call).
@@ -15,13 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from mnistbench.data.idx import NUM_CLASSES
 
-
-def confusion_matrix(
-    labels: np.ndarray, preds: np.ndarray, num_classes: int = NUM_CLASSES
-) -> np.ndarray:
-    """Counts of (true, predicted) pairs: one ``bincount`` of ``true * C + predicted``."""
+def confusion_matrix(labels: np.ndarray, preds: np.ndarray, num_classes: int) -> np.ndarray:
+    """Counts of (true, predicted) pairs: one ``bincount`` of ``true * C + predicted``; C is
+    ``num_classes``, the data set's (a foundation: it knows no data set)."""
     labels = np.asarray(labels, dtype=np.int64)
     preds = np.asarray(preds, dtype=np.int64)
     counts = np.bincount(labels * num_classes + preds, minlength=num_classes**2)

@@ -39,7 +39,7 @@ def _fault() -> dict | None:
 def _inject(fault: dict) -> None:
     kind = fault["fault"]
     if kind in ("oserror", "hold_summary"):
-        import mnistbench.training as training
+        import mnistbench.train.recipe as training
 
         if kind == "oserror":
             code = getattr(errno, fault["errno"])
@@ -58,7 +58,7 @@ def _inject(fault: dict) -> None:
 
             training._summary = held
     elif kind == "hold_epoch":
-        import mnistbench.callbacks as callbacks
+        import mnistbench.train.callbacks as callbacks
 
         def on_train_epoch_start(self, trainer, pl_module):  # noqa: ANN001
             if trainer.current_epoch == fault["epoch"]:
@@ -78,7 +78,7 @@ def _inject(fault: dict) -> None:
 
         atexit.register(held)
     elif kind == "hold":
-        import mnistbench.evaluation as evaluation
+        import mnistbench.evaluate.scores as evaluation
 
         evaluate = evaluation.evaluate
 

@@ -1,5 +1,5 @@
 # Config validation, then the stage table every rule takes its inputs, parameters and commands
-# from (src/mnistbench/pipeline.py, which also writes dvc.yaml). Rules stay declarative.
+# from (src/mnistbench/pipeline/table.py, which also writes dvc.yaml). Rules stay declarative.
 import base64
 import copy
 import json
@@ -21,27 +21,27 @@ if os.path.isdir(SRC):
     # (shell commands are formatted by Snakemake: the doubled braces are a literal ${...})
     shell.prefix(f"export PYTHONPATH={SRC!r}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
 
-from mnistbench import pipeline
-from mnistbench.datasets import dataset_names
-from mnistbench.config import (
+from mnistbench.config.datasets import dataset_names
+from mnistbench.config.load import (
     deep_merge,
     resolve_model,
     retype_cli_values,
     train_cost,
     validate_config,
 )
-from mnistbench.devices import train_gpus
+from mnistbench.config.runs import ensembles
 from mnistbench.errors import MnistbenchError
-from mnistbench.paths import DIRECTORIES, OUTPUTS, partial_outputs
-from mnistbench.preflight import check_configfiles, check_local_dir
-from mnistbench.runs import ensembles
-from mnistbench.scheduling import thread_shares
+from mnistbench.pipeline import table as pipeline
+from mnistbench.pipeline.paths import DIRECTORIES, OUTPUTS, partial_outputs
+from mnistbench.pipeline.preflight import check_configfiles, check_local_dir
+from mnistbench.pipeline.scheduling import thread_shares
+from mnistbench.train.devices import train_gpus  # torch only inside its functions
 
 # Nested values given with --config (e.g. data='{val_size: 500}') arrive as strings: retype them
 # (those of --config only; files given with --configfile are typed YAML already), then validate
 # the whole config (JSON schema in workflow/schemas/, defaults, cross-key checks). Before that, a
 # target written after --configfile (read as a config file); after it, data.local_dir: a dry
-# run refuses both, before any job replaces data/ (src/mnistbench/preflight.py).
+# run refuses both, before any job replaces data/ (src/mnistbench/pipeline/preflight.py).
 _settings = getattr(workflow, "config_settings", None)
 OVERRIDES = retype_cli_values(getattr(_settings, "config", None) or {})
 RAW = deep_merge(config, OVERRIDES)  # as written in the files: the params of every stage

@@ -16,7 +16,6 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from mnistbench.config import schema_default
 from mnistbench.data import archive
 from mnistbench.data.idx import GZIP_MAGIC, read_mnist_pair
 from mnistbench.data.manifest import MANIFEST_NAME, build_manifest, file_digests
@@ -136,18 +135,17 @@ def _validate_pairs(directory: Path, ds: DataSet) -> None:
 def download_dataset(
     out_dir: str | os.PathLike[str],
     mirrors: list[str] | None = None,
-    retries: int | None = None,
-    timeout: float | None = None,
-    backoff: float | None = None,
+    *,
+    retries: int,
+    timeout: float,
+    backoff: float,
     ds: DataSet = MNIST,
 ) -> dict[str, Any]:
     """Download (or reuse verified copies of) the data set's files and write the manifest.
-    ``mirrors`` replace the official ones (``{dataset}`` in one: the data set's name); a
-    setting left out is the config's default (``data.download_*``)."""
+    ``mirrors`` replace the official ones (``{dataset}`` in one: the data set's name); the
+    settings are the config's ``data.download_*``, handed in by the caller (data/ reads no
+    config: an edit of the config's schema downloads nothing again)."""
     mirrors = [m.replace("{dataset}", ds.name) for m in (mirrors or ds.mirrors)]
-    retries = schema_default("data.download_retries") if retries is None else retries
-    timeout = schema_default("data.download_timeout_s") if timeout is None else timeout
-    backoff = schema_default("data.download_backoff_s") if backoff is None else backoff
     if not mirrors:
         raise ConfigError(f"{ds.name} has no mirror; list one in data.mirrors or set local_dir")
     if retries < 1:

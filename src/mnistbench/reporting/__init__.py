@@ -3,7 +3,7 @@ steps publish (``summary.json``, ``metrics.csv``, test ``metrics.json`` and ``pr
 and those of the ensembles (build_ensemble), so Snakemake and DVC build the same one.
 
 ``tables`` (the comparison, its Markdown form, the summary over seeds), ``statistics`` (bootstrap
-interval of test F1, McNemar's test against the best run: ``mnistbench.stats``), ``figures`` and
+intervals of test F1, McNemar's test against the best run, Pareto fronts), ``figures`` and
 ``provenance`` (code, packages, data, hardware, config); ``docs`` renders the tables of the
 documentation from a results directory.
 """
@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from mnistbench.config import schema_default
+from mnistbench.config.load import schema_default
 from mnistbench.reporting.figures import write_figures
 from mnistbench.reporting.provenance import write_provenance
 from mnistbench.reporting.tables import (
@@ -41,12 +41,13 @@ def build_report(
     manifest: str | Path | None = None,
     ensemble_dirs: Sequence[str | Path] = (),
 ) -> pd.DataFrame:
-    """Write the table and figures to the paths ``out`` names (``mnistbench.paths.OUTPUTS``'s
-    names; ``csv``, ``md``, ``curves`` and ``f1_params`` at least, the others when given). With
-    ``failed`` (run -> why, after a failed run) the failed runs are listed as such and the
-    figures show the others: nothing looks like a complete comparison. The statistics' settings
-    are the config's ``report`` block (the schema's defaults without a config). ``ensemble_dirs``
-    (the build_ensemble stage's) add one row each, beside the runs."""
+    """Write the table and figures to the paths ``out`` names (the names of
+    ``mnistbench.pipeline.paths.OUTPUTS``; ``csv``, ``md``, ``curves`` and ``f1_params`` at
+    least, the others when given). With ``failed`` (run -> why, after a failed run) the failed
+    runs are listed as such and the figures show the others: nothing looks like a complete
+    comparison. The statistics' settings are the config's ``report`` block (the schema's
+    defaults without a config). ``ensemble_dirs`` (the build_ensemble stage's) add one row each,
+    beside the runs."""
     failed = dict(failed or {})
     settings = {**schema_default("report"), **((config or {}).get("report") or {})}
     resamples, seed = settings["bootstrap_resamples"], settings["seed"]

@@ -13,8 +13,7 @@ from mnistbench.data.idx import NUM_CLASSES
 from mnistbench.errors import DataError
 from mnistbench.io import pyplot, write_figure
 from mnistbench.reporting.labels import label_points
-from mnistbench.reporting.statistics import load_predictions
-from mnistbench.stats import pareto_front
+from mnistbench.reporting.statistics import load_predictions, pareto_front
 
 
 def error_floor(histories: Sequence[pd.DataFrame]) -> float:

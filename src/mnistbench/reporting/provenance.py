@@ -14,8 +14,8 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from mnistbench.hardware import cpu_name
 from mnistbench.io import atomic_path, read_json, write_json
+from mnistbench.machine import cpu_name
 
 PACKAGES = (
     "torch",

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mnistbench.config.runs import SEED_RUN
 from mnistbench.errors import DataError
 from mnistbench.io import atomic_path, read_json, write_json, write_text
 from mnistbench.reporting.display import (
@@ -22,7 +23,6 @@ from mnistbench.reporting.display import (
     verdicts,
 )
 from mnistbench.reporting.statistics import add_statistics, add_verdicts, validation_evidence
-from mnistbench.runs import SEED_RUN
 
 # What a reader compares; precision/recall per class and the selection details stay in each
 # model's test/metrics.json and summary.json. Narrow enough for the report's front page.

@@ -2,12 +2,12 @@
 
 ``stages(config, raw, config_files)`` lists the stage instances of a validated config (after
 ``only``, ``seeds`` and sweeps expanded it): per data set one download, one prepare, one train
-and one evaluate per run, one build_ensemble per ensemble (``mnistbench.runs.ensembles``), one
-report, and the on-request tune and export per run; with ``datasets``, each of them, then one
-summary across them. Both orchestrators are driven from this table: the Snakemake rules
-(``workflow/rules/common.smk``) and ``mnistbench dvc-yaml`` (``mnistbench.dvc``);
+and one evaluate per run, one build_ensemble per ensemble (``mnistbench.config.runs.ensembles``),
+one report, and the on-request tune and export per run; with ``datasets``, each of them, then
+one summary across them. Both orchestrators are driven from this table: the Snakemake rules
+(``workflow/rules/common.smk``) and ``mnistbench dvc-yaml`` (``mnistbench.pipeline.dvc``);
 ``tests/test_pipeline.py`` checks that the two DAGs agree. The output paths are
-``mnistbench.paths``'s.
+``mnistbench.pipeline.paths``'s.
 
 - **command**: ``mnistbench <stage>`` with the config files (and the stage's share of
   Snakemake's ``--config`` overrides); the stage finds its files from the config.
@@ -27,12 +27,12 @@ from dataclasses import dataclass
 from itertools import product
 from typing import Any
 
-from mnistbench.codedeps import code_files
-from mnistbench.config import architecture
-from mnistbench.configkeys import key_value, restrict
-from mnistbench.datasets import dataset_names
-from mnistbench.paths import OUTPUTS, outputs
-from mnistbench.runs import ensembles
+from mnistbench.config.datasets import dataset_names
+from mnistbench.config.keys import key_value, restrict
+from mnistbench.config.load import architecture
+from mnistbench.config.runs import ensembles
+from mnistbench.pipeline.codedeps import code_files
+from mnistbench.pipeline.paths import OUTPUTS, outputs
 
 # The config keys that say which runs there are (``only``, ``seeds``, sweeps under ``models``).
 RUN_KEYS = ("only", "seeds", "models")
@@ -81,7 +81,7 @@ STEPS = (
         "train_model",
         "train",
         "train",
-        ("mnistbench.training",),
+        ("mnistbench.train.recipe",),
         ("dataset", "train", "models.{model}", "seeds"),
         (("prepare_data", "train"), ("prepare_data", "val"), ("prepare_data", "stats")),
         untracked=("loggers",),  # how training is watched, not what it produces
@@ -90,7 +90,7 @@ STEPS = (
         "evaluate_model",
         "evaluate",
         "evaluate",
-        ("mnistbench.evaluation",),
+        ("mnistbench.evaluate.scores",),
         ("dataset", "evaluate"),
         (("train_model", "ckpt"), ("prepare_data", "test"), ("prepare_data", "val"))
         + (("prepare_data", "stats"),),
@@ -99,7 +99,7 @@ STEPS = (
         "build_ensemble",
         "ensemble",
         "ensemble",
-        ("mnistbench.ensemble",),
+        ("mnistbench.evaluate.ensemble",),
         ("dataset", "ensemble"),
         # every run's predictions (seconds of work: one stage per ensemble in dvc.yaml's foreach)
         (("evaluate_model", "val_predictions"), ("evaluate_model", "predictions"))
@@ -135,7 +135,7 @@ STEPS = (
         "tune_model",
         "tune",
         "tune",
-        ("mnistbench.tuning",),
+        ("mnistbench.train.tune",),
         ("dataset", "train", "models.{model}", "seeds", "tune"),
         (("prepare_data", "train"), ("prepare_data", "val"), ("prepare_data", "stats")),
         target=False,
@@ -144,7 +144,7 @@ STEPS = (
         "export_model",
         "export",
         "export",
-        ("mnistbench.export",),
+        ("mnistbench.use.export",),
         (),
         (("train_model", "ckpt"), ("prepare_data", "test"), ("prepare_data", "stats")),
         target=False,

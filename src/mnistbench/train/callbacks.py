@@ -19,13 +19,13 @@ from lightning.pytorch.callbacks import (
     StochasticWeightAveraging,
 )
 
-from mnistbench.averaging import EMA
-from mnistbench.config import swa_start_epoch
+from mnistbench.config.load import swa_start_epoch
 from mnistbench.progress import Progress
-from mnistbench.resume import Fingerprint
+from mnistbench.train.averaging import EMA
+from mnistbench.train.resume import Fingerprint
 
 MONITOR = "val/f1"
-log = logging.getLogger("mnistbench.training")
+log = logging.getLogger("mnistbench.train.recipe")
 
 
 class EpochLog(Callback):

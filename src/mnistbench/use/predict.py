@@ -23,9 +23,8 @@ import yaml
 from mnistbench.data.prepare import load_split
 from mnistbench.data.registry import DIGITS
 from mnistbench.errors import MnistbenchError
-from mnistbench.evaluation import predict_proba
 from mnistbench.io import pyplot, write_figure, write_text
-from mnistbench.module import Classifier
+from mnistbench.train.classifier import Classifier, predict_proba
 
 log = logging.getLogger(__name__)
 # What an input must have to be read as a digit at all (unlike_mnist): a grey-level spread, a

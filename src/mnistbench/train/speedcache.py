@@ -1,4 +1,4 @@
-"""The cache of ``precision: auto`` decisions (``mnistbench.hardware``): one JSON file per
+"""The cache of ``precision: auto`` decisions (``mnistbench.train.speed``): one JSON file per
 machine signature and model under ``$MNISTBENCH_CACHE_DIR`` (default ``~/.cache/mnistbench``),
 so that a model is probed once per machine and later runs agree with the first. A file that is
 not a whole decision is named in a warning, ignored and measured again, never a traceback."""
@@ -14,7 +14,7 @@ from typing import Any
 
 from mnistbench.io import write_json
 
-log = logging.getLogger("mnistbench.hardware")
+log = logging.getLogger("mnistbench.train.speed")
 
 
 def cache_dir() -> Path:

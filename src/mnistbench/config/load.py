@@ -16,16 +16,16 @@ from typing import Any
 
 import yaml
 
-from mnistbench.checks import check_model_kwargs, check_model_name, yaml_numbers
-from mnistbench.datasets import check_data
+from mnistbench.config.checks import check_model_kwargs, check_model_name, yaml_numbers
+from mnistbench.config.datasets import check_data
+from mnistbench.config.runs import apply_only, apply_seeds, check_across, expand_sweeps
 from mnistbench.errors import ConfigError, did_you_mean
-from mnistbench.runs import apply_only, apply_seeds, check_across, expand_sweeps
 
 # Package data (also linked from workflow/schemas/, where the Snakemake catalog looks for it): the
 # one description of every key, and the one place its default is written.
-SCHEMA_PATH = Path(__file__).resolve().parent / "schema" / "config.schema.yaml"
+SCHEMA_PATH = Path(__file__).resolve().parent / "config.schema.yaml"
 SCHEMA_REF = "workflow/schemas/config.schema.yaml"
-MODELS_DIR = Path(__file__).resolve().parent / "models"
+MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 
 
 def _schema_error_line(err: Any, prefix: str = "") -> str:

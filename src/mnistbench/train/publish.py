@@ -10,9 +10,8 @@ from typing import Any
 import torch
 
 from mnistbench.errors import TrainingError
-from mnistbench.evaluation import predict_proba
 from mnistbench.metrics import confusion_matrix, macro_f1
-from mnistbench.module import Classifier
+from mnistbench.train.classifier import Classifier, predict_proba
 
 
 def val_f1_of(model: Classifier, images: torch.Tensor, labels: torch.Tensor) -> float:

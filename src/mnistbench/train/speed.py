@@ -12,7 +12,7 @@ convolutions, and not its AVX2 ones). So ``auto`` times a few real training step
 - bf16 only if its best layout is at least ``MIXED_MARGIN`` faster than fp32's best layout;
 - channels-last only if it is faster than the default layout in the chosen precision.
 
-The decision is cached per machine signature and model (``mnistbench.speedcache``), so a model
+The decision is cached per machine signature and model (``mnistbench.train.speedcache``), so a model
 is probed once per machine and later runs agree with the first; it is recorded, with the probe's
 timings, in the model's ``summary.json``. Processes that Lightning starts for more devices
 inherit the decision through the environment.
@@ -28,14 +28,14 @@ import os
 import platform
 import time
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch.nn import functional as F
 
-from mnistbench.optim import optimizer_for
-from mnistbench.speedcache import cache_dir, read_cached, write_cached
+from mnistbench.machine import cpu_flags, cpu_name
+from mnistbench.train.optim import optimizer_for
+from mnistbench.train.speedcache import cache_dir, read_cached, write_cached
 
 log = logging.getLogger(__name__)
 
@@ -49,30 +49,6 @@ MIXED_MARGIN = 1.05
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")
 ENV_DECISION = "MNISTBENCH_SPEED_DECISION"
 PROBE_WINDOW_S = 0.25  # seconds per timed window
-
-
-def cpu_flags() -> set[str]:
-    """The CPU's feature flags (Linux); empty where /proc/cpuinfo is not there."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return set()
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() in ("flags", "Features"):
-            return set(value.split())
-    return set()
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() in ("model name", "Model"):
-                return value.strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def native_bf16(device: torch.device | str = "cpu") -> bool:

@@ -5,25 +5,24 @@ epoch's checkpoint (ModelCheckpoint on val macro-F1), or the final weights (the 
 average when one ran) if they score at least as well. The test set is never looked at here.
 
 A killed job's rerun resumes from its last epoch when the settings, data and code are
-unchanged (``mnistbench.resume``). Callbacks: ``mnistbench.callbacks``.
+unchanged (``mnistbench.train.resume``). Callbacks: ``mnistbench.train.callbacks``.
 
 Several devices (``devices``, ``num_nodes``, ``strategy: ddp``) run one process per device;
 Lightning's launcher re-executes the entry point for the other ranks. Every rank trains and
-validates its shard (see datamodule.py), metrics are reduced across ranks, and only rank 0
-chooses and writes the published files. The ranks hold the same weights and, since DDP
-broadcasts rank 0's buffers (BatchNorm statistics) on every forward pass through its wrapper,
-validation also runs on every rank with rank 0's statistics: the synchronised validation F1 is
-that of the weights rank 0 checkpoints (tests/test_ddp.py checks it on resnet18). The training
-statistics each rank sums on its own are no buffers, so exempt from it (module.py).
+validates its shard (``datamodule``), metrics are reduced across ranks, and only rank 0 chooses
+and writes the published files. DDP broadcasts rank 0's buffers (BatchNorm statistics) on every
+forward pass, so every rank validates rank 0's weights and statistics: the synchronised
+validation F1 is that of the weights rank 0 checkpoints (tests/test_ddp.py, on resnet18).
+The training statistics each rank sums on its own are no buffers, so exempt (``classifier``).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import resource
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,21 +32,26 @@ import torch
 import yaml
 from lightning.pytorch.callbacks import Callback
 
-from mnistbench.callbacks import callbacks_for
-from mnistbench.config import swa_start_epoch
+from mnistbench.config.load import swa_start_epoch
 from mnistbench.data.prepare import split_classes
-from mnistbench.datamodule import MNISTDataModule
-from mnistbench.devices import check_slurm_tasks, environment_info, resolve_accelerator
 from mnistbench.errors import TrainingError
-from mnistbench.hardware import apply_speed
 from mnistbench.io import atomic_path, read_json, replace_tree, write_json, write_text
-from mnistbench.loggers import LIVE_DIR, run_loggers
 from mnistbench.models import build_model, count_parameters
-from mnistbench.module import Classifier
 from mnistbench.progress import Progress, clock
-from mnistbench.resume import epoch_table, fingerprint, keep_logged_before, resume_checkpoint
-from mnistbench.selection import choose_weights, no_better_than_chance
 from mnistbench.signals import stop_requested
+from mnistbench.train.callbacks import callbacks_for
+from mnistbench.train.classifier import Classifier
+from mnistbench.train.datamodule import MNISTDataModule
+from mnistbench.train.devices import (
+    check_slurm_tasks,
+    environment_info,
+    launched_as_rank0,
+    resolve_accelerator,
+)
+from mnistbench.train.loggers import LIVE_DIR, run_loggers
+from mnistbench.train.publish import choose_weights, no_better_than_chance
+from mnistbench.train.resume import epoch_table, fingerprint, keep_logged_before, resume_checkpoint
+from mnistbench.train.speed import apply_speed
 
 log = logging.getLogger(__name__)
 # What train_model publishes in the model's directory (the pipeline's train outputs).
@@ -68,17 +72,11 @@ class Run:
     resumed_epochs: int = 0
     progress: Progress | None = None  # the terminal's per-epoch lines (rank 0, when given)
     loggers: tuple[str, ...] = ()  # beside CSV and DVCLive: the config's `loggers`
+    code: tuple[str, ...] = ()  # the train stage's code files (the resume fingerprint)
 
     @property
     def work(self) -> Path:
         return self.out / "lightning"
-
-
-def launched_as_rank0() -> bool:
-    """True in the process Snakemake/DVC started, false in the ranks Lightning or srun launched
-    (known from their environment before the Trainer exists)."""
-    ranks = ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID")
-    return all(int(os.environ.get(var, "0") or 0) == 0 for var in ranks)
 
 
 def make_classifier(settings: dict[str, Any], stats: dict[str, Any]) -> Classifier:
@@ -101,16 +99,18 @@ def train_model(
     threads: int | None = None,
     progress_fd: int | None = None,
     loggers: tuple[str, ...] = (),
+    code: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Train one configured model; writes model.ckpt, metrics.csv, config.yaml, summary.json
-    (and DVCLive's files, ``mnistbench.loggers``). ``progress_fd``: a file descriptor for one
-    line per epoch (``mnistbench.progress``); ``loggers``: Lightning loggers to add.
+    (and DVCLive's files, ``mnistbench.train.loggers``). ``progress_fd``: a file descriptor for
+    one line per epoch (``mnistbench.progress``); ``loggers``: Lightning loggers to add;
+    ``code``: the stage's code files, part of the resume fingerprint (``mnistbench.train.resume``).
 
     Returns the summary (rank 0), or an empty dict in the other ranks of a multi-process run.
     """
     prepared = Path(prepared_dir)
     settings, run = _setup(settings, Path(out_dir), threads)
-    run.loggers = tuple(loggers)
+    run.loggers, run.code = tuple(loggers), tuple(code)
     if run.rank0:
         run.progress = Progress.open(progress_fd, settings["name"])
     stats = read_json(prepared / "stats.json")
@@ -137,7 +137,7 @@ def train_model(
 
 
 def _setup(settings: dict[str, Any], out: Path, threads: int | None) -> tuple[dict[str, Any], Run]:
-    """Device, threads, precision and memory format (``auto`` decided by hardware.py), seed."""
+    """Device, threads, precision and memory format (``auto`` decided by ``speed``), seed."""
     accelerator = resolve_accelerator(settings["accelerator"])
     check_slurm_tasks(settings)
     if threads:
@@ -164,7 +164,7 @@ def _setup(settings: dict[str, Any], out: Path, threads: int | None) -> tuple[di
 def _train(settings: dict[str, Any], prepared: Path, stats: dict[str, Any], run: Run):
     """The recipe: resume point, model and data, callbacks, fit; then rank 0 chooses the
     published weights on the validation split and writes the model's files."""
-    stamp = fingerprint(settings, stats)
+    stamp = fingerprint(settings, stats, run.code)
     _resume_point(stamp, run)
     module = make_classifier(settings, stats)
     dm = MNISTDataModule(prepared, settings["batch_size"], seed=settings["seed"])
@@ -218,7 +218,7 @@ def _trainer(settings: dict[str, Any], run: Run, callbacks: list[Callback]) -> L
         devices=int(settings["devices"]),
         num_nodes=int(settings["num_nodes"]),
         strategy=settings["strategy"],
-        # The samplers shard by themselves (datamodule.py): Lightning's DistributedSampler
+        # The samplers shard by themselves (``datamodule``): Lightning's DistributedSampler
         # cannot wrap samplers that yield whole batches.
         use_distributed_sampler=False,
         precision=run.precision,

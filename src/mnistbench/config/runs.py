@@ -174,7 +174,7 @@ def runs_of(model: str, runs: Sequence[str], models: Sequence[str]) -> list[str]
 def ensembles(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """Every ensemble of a validated config: name -> ``kind`` and ``pools`` (label -> runs);
     the ensemble stage takes the best run of each pool on validation as a candidate member,
-    then chooses and weighs the members on validation (``mnistbench.ensemble``).
+    then chooses and weighs the members on validation (``mnistbench.evaluate.ensemble``).
 
     - ``<run>-ensemble`` (kind ``seeds``): the seed runs of one model (or sweep point), each
       its own pool, when there are at least two.

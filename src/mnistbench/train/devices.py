@@ -70,6 +70,13 @@ def check_slurm_tasks(settings: Mapping[str, Any], environ: Mapping[str, str] = 
         )
 
 
+def launched_as_rank0() -> bool:
+    """True in the process Snakemake/DVC started, false in the ranks Lightning or srun launched
+    (known from their environment before the Trainer exists)."""
+    ranks = ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID")
+    return all(int(os.environ.get(var, "0") or 0) == 0 for var in ranks)
+
+
 def environment_info() -> dict[str, Any]:
     """The machine and software a run trained with (its config.yaml snapshot; the provenance)."""
     import platform
@@ -78,7 +85,8 @@ def environment_info() -> dict[str, Any]:
     import lightning as L
     import torch
 
-    from mnistbench.hardware import cpu_name, native_bf16
+    from mnistbench.machine import cpu_name
+    from mnistbench.train.speed import native_bf16
 
     return {
         "python": sys.version.split()[0],

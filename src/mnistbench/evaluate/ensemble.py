@@ -1,11 +1,11 @@
 """Ensembles of trained runs: the weighted mean of the members' softmax outputs, with the members
 and their weights chosen on the validation split only.
 
-The rule (``ensemble.selection``): each pool (``mnistbench.runs.ensembles``: a seed run, or all
-runs of one model for a cross-model ensemble) gives its run of lowest calibrated validation
-log-loss as a candidate. ``greedy`` is forward selection with replacement (Caruana et al.,
-"Ensemble selection from libraries of models", ICML 2004): start from the candidate of lowest
-calibrated validation log-loss; then, up to ``max_picks`` picks, add the candidate whose
+The rule (``ensemble.selection``): each pool (``mnistbench.config.runs.ensembles``: a seed run,
+or all runs of one model for a cross-model ensemble) gives its run of lowest calibrated
+validation log-loss as a candidate. ``greedy`` is forward selection with replacement (Caruana
+et al., "Ensemble selection from libraries of models", ICML 2004): start from the candidate of
+lowest calibrated validation log-loss; then, up to ``max_picks`` picks, add the candidate whose
 addition lowers that of the mean most, and stop as soon as none lowers it. A member picked k
 times of n weighs k / n; a candidate that would only raise the validation loss is never picked.
 ``uniform`` takes every candidate with equal weights.
@@ -232,7 +232,7 @@ def build_ensemble(
 
 
 def score_columns(labels: np.ndarray, proba: np.ndarray) -> dict[str, Any]:
-    """The test columns of a run (``mnistbench.evaluation``), of combined probabilities."""
+    """The test columns of a run (``mnistbench.evaluate.scores``), of combined probabilities."""
     preds = proba.argmax(axis=1)
     metrics = scores(confusion_matrix(labels, preds, proba.shape[1]))
     return {**test_columns(labels, preds, metrics), "f1_per_class": metrics["f1_per_class"]}

@@ -14,30 +14,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from mnistbench.config import schema_default
 from mnistbench.data.prepare import load_split
 from mnistbench.io import atomic_path, pyplot, write_figure, write_json, write_text
 from mnistbench.metrics import confusion_matrix, scores, test_columns
 from mnistbench.models import count_parameters
-from mnistbench.module import Classifier
+from mnistbench.train.classifier import Classifier, predict_proba
 
 log = logging.getLogger(__name__)
-
-
-@torch.inference_mode()
-def predict_proba(
-    model: Classifier, images: torch.Tensor, batch_size: int | None = None
-) -> torch.Tensor:
-    """Class probabilities in fp32, batch by batch (evaluation never uses reduced precision);
-    ``batch_size`` images at a time, by default ``evaluate.batch_size``'s default."""
-    batch_size = batch_size or schema_default("evaluate.batch_size")
-    model.eval()
-    device = next(model.parameters()).device
-    out = []
-    for start in range(0, images.shape[0], batch_size):
-        batch = images[start : start + batch_size].to(device)
-        out.append(torch.softmax(model(batch).float(), dim=1).cpu())
-    return torch.cat(out) if out else torch.empty(0, model.num_classes)
 
 
 def count_macs(net: torch.nn.Module, image_shape: tuple[int, ...] = (1, 28, 28)) -> int:

@@ -23,7 +23,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from mnistbench.config import schema_default
+from mnistbench.config.load import schema_default
 from mnistbench.data.prepare import load_split, prepared_classes
 
 

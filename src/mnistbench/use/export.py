@@ -21,7 +21,7 @@ from torch import nn
 from mnistbench.data.prepare import load_split
 from mnistbench.errors import MnistbenchError
 from mnistbench.io import atomic_path, write_json
-from mnistbench.predict import default_test_split, load_classifier, resolve_checkpoint
+from mnistbench.use.predict import default_test_split, load_classifier, resolve_checkpoint
 
 log = logging.getLogger(__name__)
 

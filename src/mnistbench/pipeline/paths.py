@@ -1,5 +1,5 @@
-"""Where each stage of the pipeline (``mnistbench.pipeline``) writes: its outputs by name, with
-the ``{dataset}``, ``{model}`` and ``{ensemble}`` wildcards of the Snakemake rules."""
+"""Where each stage of the pipeline (``mnistbench.pipeline.table``) writes: its outputs by name,
+with the ``{dataset}``, ``{model}`` and ``{ensemble}`` wildcards of the Snakemake rules."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ OUTPUTS: dict[str, dict[str, str]] = {
         "metrics": f"{RUN}/metrics.csv",
         "config": f"{RUN}/config.yaml",
         "summary": f"{RUN}/summary.json",
-        # DVCLive's last value and per-step series of each metric (mnistbench.loggers)
+        # DVCLive's last value and per-step series of each metric (mnistbench.train.loggers)
         "live_metrics": f"{RUN}/dvclive/metrics.json",
         "live_plots": f"{RUN}/dvclive/plots",
     },

@@ -1,6 +1,6 @@
 """dvc.yaml, written from the pipeline table: ``mnistbench dvc-yaml > dvc.yaml``.
 
-The stages are those of ``mnistbench.pipeline`` for the config files given (default
+The stages are those of ``mnistbench.pipeline.table`` for the config files given (default
 ``config/config.yaml``, DVC's params file; later files are overlays merged over it), so that
 ``seeds``, ``only`` and sweeps work under ``dvc repro`` as under Snakemake: one ``train@<run>``
 and ``evaluate@<run>`` per run (a ``foreach`` over the runs), one ``ensemble@<name>`` per
@@ -23,10 +23,10 @@ from typing import Any
 
 import yaml
 
-from mnistbench.config import architecture, load_config, validate_config
-from mnistbench.configkeys import MISSING, key_value
+from mnistbench.config.keys import MISSING, key_value
+from mnistbench.config.load import architecture, load_config, validate_config
 from mnistbench.errors import ConfigError
-from mnistbench.pipeline import STEPS, Stage, base_model, stages
+from mnistbench.pipeline.table import STEPS, Stage, base_model, stages
 
 PARAMS_FILE = "config/config.yaml"
 # DVC runs the project's own package source, as the Snakemake jobs do.
@@ -61,7 +61,7 @@ PLOTS: dict[tuple[str, str], dict[str, str]] = {
 }
 HEADER = """\
 # mnistbench as a DVC pipeline, written by `mnistbench dvc-yaml{args}`
-# from the stage table that also drives the Snakemake rules (src/mnistbench/pipeline.py).
+# from the stage table that also drives the Snakemake rules (src/mnistbench/pipeline/table.py).
 # Parameters live in {params}: each stage lists the keys it reads, and its code, so
 # that a change reruns only what depends on it. Regenerate after changing the models, only,
 # seeds, a sweep or the dataset (tests/test_pipeline.py checks this file against the generator).

@@ -2,9 +2,10 @@
 
 Every epoch ends with ``lightning/resume/last.ckpt``, stamped with a fingerprint of the
 settings, the data statistics and the code of the train stage (the files the pipeline lists as
-its code dependencies) that made it. ``lightning/`` is no declared output of the Snakemake rule,
-so a killed job's rerun (``--rerun-incomplete``) finds the checkpoint and continues from it when
-the fingerprint matches; otherwise it starts over and logs why.
+its code dependencies, handed in by the caller) that made it. ``lightning/`` is no declared
+output of the Snakemake rule, so a killed job's rerun (``--rerun-incomplete``) finds the
+checkpoint and continues from it when the fingerprint matches; otherwise it starts over and
+logs why.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import hashlib
 import json
 import logging
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,17 +26,16 @@ from lightning.pytorch.callbacks import Callback
 from mnistbench.io import atomic_path
 
 FINGERPRINT_KEY = "mnistbench_fingerprint"
-log = logging.getLogger("mnistbench.training")  # the train job's log, one logger
+log = logging.getLogger("mnistbench.train.recipe")  # the train job's log, one logger
 
 
-def fingerprint(settings: dict[str, Any], stats: dict[str, Any]) -> str:
-    """What a resumable checkpoint was made with: settings, data statistics, the train stage's
-    code (that of its architecture included)."""
-    from mnistbench.codedeps import code_files
-    from mnistbench.pipeline import STEP
-
+def fingerprint(settings: dict[str, Any], stats: dict[str, Any], code: Sequence[str] = ()) -> str:
+    """What a resumable checkpoint was made with: settings, data statistics and the bytes of
+    ``code``, the train stage's code files (its architecture's included), which the caller gets
+    from the stage table: training code never imports the pipeline, whose edits retrain
+    nothing."""
     h = hashlib.sha256(json.dumps([settings, stats], sort_keys=True).encode())
-    for path in code_files(STEP["train_model"].modules, settings["arch"]):
+    for path in code:
         h.update(Path(path).read_bytes())
     return h.hexdigest()
 

@@ -22,11 +22,11 @@ import lightning as L
 import torch
 from lightning.pytorch.tuner import Tuner
 
-from mnistbench.datamodule import MNISTDataModule
-from mnistbench.devices import resolve_accelerator
-from mnistbench.hardware import apply_speed
 from mnistbench.io import pyplot, read_json, write_figure, write_json
-from mnistbench.training import make_classifier
+from mnistbench.train.datamodule import MNISTDataModule
+from mnistbench.train.devices import resolve_accelerator
+from mnistbench.train.recipe import make_classifier
+from mnistbench.train.speed import apply_speed
 
 log = logging.getLogger(__name__)
 

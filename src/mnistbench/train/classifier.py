@@ -25,11 +25,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from mnistbench.config.load import schema_default
 from mnistbench.data.registry import DIGITS
 from mnistbench.errors import TrainingError
 from mnistbench.metrics import accuracy, macro_f1
 from mnistbench.models import build_model
-from mnistbench.optim import optimizer_for
+from mnistbench.train.optim import optimizer_for
 
 # An epoch's mean training loss this many times a fresh model's (log K) means divergence.
 EXPLODED = 10
@@ -82,7 +83,7 @@ class Classifier(L.LightningModule):
         pixel_std: float,
         classes: list[str] | None = None,
     ) -> Classifier:
-        """The module for one model's resolved settings (``mnistbench.config.resolve_model``)
+        """The module for one model's resolved settings (``mnistbench.config.load.resolve_model``)
         on a data set of these ``classes`` (default: the ten digits)."""
         return cls(
             net=net,
@@ -245,6 +246,22 @@ class Classifier(L.LightningModule):
                 "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"},
             }
         return optimizer
+
+
+@torch.inference_mode()
+def predict_proba(
+    model: Classifier, images: torch.Tensor, batch_size: int | None = None
+) -> torch.Tensor:
+    """Class probabilities in fp32, batch by batch (evaluation never uses reduced precision);
+    ``batch_size`` images at a time, by default ``evaluate.batch_size``'s default."""
+    batch_size = batch_size or schema_default("evaluate.batch_size")
+    model.eval()
+    device = next(model.parameters()).device
+    out = []
+    for start in range(0, images.shape[0], batch_size):
+        batch = images[start : start + batch_size].to(device)
+        out.append(torch.softmax(model(batch).float(), dim=1).cpu())
+    return torch.cat(out) if out else torch.empty(0, model.num_classes)
 
 
 def random_affine(

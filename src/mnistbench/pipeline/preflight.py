@@ -12,9 +12,9 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from mnistbench.config import load_schema
+from mnistbench.config.datasets import local_dir
+from mnistbench.config.load import load_schema
 from mnistbench.data.registry import layout
-from mnistbench.datasets import local_dir
 from mnistbench.errors import ConfigError, DataError
 
 # Directories the workflow writes: a file there is a target, not a config file.

@@ -1,6 +1,6 @@
 """The code a stage depends on, found in the package's source.
 
-A stage's work starts in a few modules (``pipeline.Step.modules``); its code is those modules and
+A stage's work starts in a few modules (``table.Step.modules``); its code is those modules and
 every module of the package they import, transitively, with the packages they sit in. Of the
 architectures (``mnistbench.models.<arch>``, imported by the registry at run time, not by name)
 only the run's own is added, so that editing one reruns only its runs. The Snakemake rules list
@@ -14,7 +14,7 @@ import functools
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parent
+PACKAGE = Path(__file__).resolve().parents[1]  # src/mnistbench
 
 
 @functools.cache
@@ -80,8 +80,8 @@ def code_files(modules: Sequence[str], arch: str | None = None) -> list[str]:
     schema (the defaults of every key it fills in)."""
     names = closure([*modules, *([f"mnistbench.models.{arch}"] if arch else [])])
     files = {module_file(m) for m in names} - {None}
-    if "mnistbench.config" in names:
-        files.add(PACKAGE / "schema" / "config.schema.yaml")
+    if "mnistbench.config.load" in names:
+        files.add(PACKAGE / "config" / "config.schema.yaml")
     return sorted(_shown(f) for f in files)
 
 

@@ -1,5 +1,5 @@
 """What each ``mnistbench <stage>`` does: the validated config in, one typed function of the
-package called on the files the pipeline table names (``mnistbench.pipeline.outputs``).
+package called on the files the pipeline table names (``mnistbench.pipeline.table.outputs``).
 
 The Snakemake rules, the DVC stages and people all run the stages through these functions
 (``mnistbench.cli``), so that a stage reads and writes the same files whoever starts it.
@@ -11,11 +11,13 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from mnistbench.config import model_names, resolve_model
-from mnistbench.datasets import dataset_names, local_dir
+from mnistbench.config.datasets import dataset_names, local_dir
+from mnistbench.config.load import model_names, resolve_model
+from mnistbench.config.runs import ensembles
 from mnistbench.errors import ConfigError, did_you_mean
-from mnistbench.paths import outputs, partial_outputs
-from mnistbench.runs import ensembles
+from mnistbench.pipeline.codedeps import code_files
+from mnistbench.pipeline.paths import outputs, partial_outputs
+from mnistbench.pipeline.table import STEP
 
 
 def _dir(path: str) -> str:
@@ -69,17 +71,20 @@ def train(
     config: Mapping[str, Any], run: str, threads: int | None = None, progress_fd: int | None = None
 ) -> dict[str, Any]:
     """Train one run; ``progress_fd``: where one line per epoch goes (the terminal)."""
-    from mnistbench.training import train_model
+    from mnistbench.train.recipe import train_model
 
     dataset = config["dataset"]
     prepared = _dir(outputs("prepare_data", dataset)["stats"])
     out = _dir(outputs("train_model", dataset, run)["ckpt"])
     settings = resolve_model(config, run)
-    return train_model(settings, prepared, out, threads, progress_fd, tuple(config["loggers"]))
+    # the stage's code, as the orchestrators list it: what a resumable checkpoint was made with
+    code = code_files(STEP["train_model"].modules, settings["arch"])
+    loggers = tuple(config["loggers"])
+    return train_model(settings, prepared, out, threads, progress_fd, loggers, code)
 
 
 def evaluate(config: Mapping[str, Any], run: str, threads: int | None = None) -> dict[str, Any]:
-    from mnistbench.evaluation import evaluate as evaluate_model
+    from mnistbench.evaluate.scores import evaluate as evaluate_model
 
     _set_threads(threads)
     dataset = config["dataset"]
@@ -99,9 +104,9 @@ def evaluate(config: Mapping[str, Any], run: str, threads: int | None = None) ->
 
 
 def ensemble(config: Mapping[str, Any], name: str) -> dict[str, Any]:
-    """One ensemble of the config (``mnistbench.runs.ensembles``), from its runs' evaluated
+    """One ensemble of the config (``mnistbench.config.runs.ensembles``), from its runs' evaluated
     validation and test predictions."""
-    from mnistbench.ensemble import build_ensemble
+    from mnistbench.evaluate.ensemble import build_ensemble
 
     dataset, settings = config["dataset"], config["ensemble"]
     known = ensembles(config)
@@ -120,8 +125,8 @@ def ensemble(config: Mapping[str, Any], name: str) -> dict[str, Any]:
 
 def report(config: Mapping[str, Any], failed: Mapping[str, str] | None = None) -> Any:
     """The comparison of every run of the config. With ``failed`` (run -> why, after a failed or
-    stopped run) it goes to the partial outputs (``paths.PARTIAL``), beside the report's own;
-    a complete comparison removes an earlier partial one."""
+    stopped run) it goes to the partial outputs (``mnistbench.pipeline.paths.PARTIAL``), beside
+    the report's own; a complete comparison removes an earlier partial one."""
     import shutil
 
     from mnistbench.reporting import build_report
@@ -154,7 +159,7 @@ def summarize(config: Mapping[str, Any]) -> Any:
 
 
 def tune(config: Mapping[str, Any], run: str, threads: int | None = None) -> dict[str, Any]:
-    from mnistbench.tuning import tune_model
+    from mnistbench.train.tune import tune_model
 
     dataset = config["dataset"]
     prepared = _dir(outputs("prepare_data", dataset)["stats"])
