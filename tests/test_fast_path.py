@@ -8,11 +8,12 @@ import torch
 
 from mnistbench.config.load import load_config, resolve_model, validate_config
 from mnistbench.data.synthetic import make_digits
+from mnistbench.errors import ConfigError
 from mnistbench.metrics import macro_f1
 from mnistbench.models import build_model
-from mnistbench.train.classifier import Classifier, random_affine
+from mnistbench.train.classifier import Classifier, random_affine, random_flip_and_erase
 from mnistbench.train.datamodule import MNISTDataModule
-from tests.conftest import classifier
+from tests.conftest import ROOT, classifier
 
 
 def test_random_affine_without_range_is_the_identity() -> None:
@@ -32,6 +33,48 @@ def test_random_affine_moves_digits_and_keeps_background() -> None:
     assert bool((moved > 0.5).all()), "every image of the batch is transformed"
     # Different images get different transforms (per-sample parameters).
     assert not torch.allclose(y[0], y[1])
+
+
+def test_flips_mirror_about_half_the_batch_and_nothing_else() -> None:
+    torch.manual_seed(0)
+    x = torch.rand(1000, 1, 28, 28)
+    y = random_flip_and_erase(x, hflip=True, erase=0.0)
+    mirrored = (y == x.flip(-1)).flatten(1).all(1)
+    kept = (y == x).flatten(1).all(1)
+    assert bool((mirrored ^ kept).all())  # each image is itself or its mirror
+    assert 430 < int(mirrored.sum()) < 570
+    assert torch.equal(random_flip_and_erase(x, hflip=False, erase=0.0), x)
+
+
+def test_erasing_blanks_one_rectangle_of_2_to_33_percent() -> None:
+    torch.manual_seed(0)
+    x = torch.ones(500, 1, 28, 28)
+    y = random_flip_and_erase(x, hflip=False, erase=1.0)
+    for image in y[:, 0]:
+        rows, cols = torch.nonzero(image == 0, as_tuple=True)
+        box = (rows.max() - rows.min() + 1) * (cols.max() - cols.min() + 1)
+        assert int(box) == len(rows)  # one whole rectangle
+        assert 0.02 * 784 - 28 <= len(rows) <= 0.33 * 784
+    half = random_flip_and_erase(x, hflip=False, erase=0.5)
+    assert 200 < int((half == 0).flatten(1).any(1).sum()) < 300
+    # in training: after the affine, before the pixel statistics (erased = background)
+    model = classifier("lenet5", augment={"enabled": True, "degrees": 0.0, "translate": 0.0,
+                                          "scale": [1.0, 1.0], "erase": 1.0})  # fmt: skip
+    images = torch.full((64, 28, 28), 255, dtype=torch.uint8)
+    seen = model.normalize(images, augment=True)
+    background = (0.0 - 0.1307) / 0.3081
+    assert bool(((seen - background).abs() < 1e-4).flatten(1).any(1).all())
+    assert torch.equal(model.normalize(images), model.normalize(images))  # eval: never
+
+
+def test_flips_are_refused_for_digits_and_taken_for_clothes() -> None:
+    cfg = load_config(ROOT / "config/config.yaml")
+    cfg["models"] = {"cnn": {"train": {"augment": {"enabled": True, "hflip": True}}}}
+    refused = r"models.cnn.train.augment.hflip: a mirrored image of mnist is not one of its class"
+    with pytest.raises(ConfigError, match=refused + "; flips suit only fashion_mnist"):
+        validate_config(dict(cfg))
+    cfg["dataset"] = "fashion_mnist"
+    assert validate_config(cfg)["models"]["cnn"]["train"]["augment"]["hflip"] is True
 
 
 @pytest.fixture

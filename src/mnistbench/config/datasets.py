@@ -65,3 +65,19 @@ def _check_val_size(data: Mapping[str, Any], name: str) -> None:
             f"data.val_size = {val_size} is not smaller than the training set ({key}: "
             f"{n_train} images); lower data.val_size"
         )
+
+
+def check_flips(config: Mapping[str, Any], name: str, augment: Mapping[str, Any]) -> None:
+    """``augment.hflip`` only where every data set of the run survives a mirror (the registry's
+    ``mirror_invariant``): a mirrored 2 or R is no 2 or R, so flips teach digits and letters
+    wrong labels."""
+    if not (augment.get("enabled") and augment.get("hflip")):
+        return
+    mirrorable = {d for d, ds in REGISTRY.items() if ds.mirror_invariant}
+    wrong = [d for d in dataset_names(config) if d not in mirrorable]
+    if wrong:
+        raise ConfigError(
+            f"models.{name}.train.augment.hflip: a mirrored image of {', '.join(wrong)} is not "
+            f"one of its class; flips suit only {', '.join(sorted(mirrorable))}: set hflip: "
+            f"false, or run {name} with flips on those data sets alone"
+        )

@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from mnistbench.config.checks import check_model_kwargs, check_model_name, yaml_numbers
-from mnistbench.config.datasets import check_data
+from mnistbench.config.datasets import check_data, check_flips
 from mnistbench.config.runs import apply_only, apply_seeds, check_across, expand_sweeps
 from mnistbench.errors import ConfigError, did_you_mean
 
@@ -226,6 +226,7 @@ def check_semantics(config: dict[str, Any], schema: dict[str, Any]) -> None:
         arch = resolved["arch"]
         check_model_kwargs(name, arch, architecture_file(arch), resolved["model_kwargs"])
         _check_swa(name, resolved)
+        check_flips(config, name, resolved["augment"])
     check_data(config)
 
 

@@ -55,6 +55,9 @@ class DataSet:
     files: dict[str, tuple[str, str]] = field(default_factory=dict)
     archive: Archive | None = None
     homepage: str = ""
+    # whether a left-right mirror of an image shows the same class (clothes: yes; digits and
+    # letters: no), so that flipping may augment its training images (train.augment.hflip)
+    mirror_invariant: bool = False
 
     @property
     def num_classes(self) -> int:
@@ -126,6 +129,7 @@ REGISTRY: dict[str, DataSet] = {
             "test_labels": (RAW_NAMES["test_labels"], "bb300cfdad3c16e7a12a480ee83cd310"),
         },
         homepage="https://github.com/zalandoresearch/fashion-mnist",
+        mirror_invariant=True,
     ),
     "kmnist": DataSet(
         name="kmnist",

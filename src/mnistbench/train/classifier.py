@@ -112,7 +112,9 @@ class Classifier(L.LightningModule):
         """uint8 [N, 28, 28] -> float [N, 1, 28, 28], normalised on whatever device holds it."""
         x = images.unsqueeze(1).float().div_(255.0)
         if augment and self.augment_cfg is not None:
-            x = random_affine(x, **{k: v for k, v in self.augment_cfg.items() if k != "enabled"})
+            cfg = self.augment_cfg
+            x = random_affine(x, cfg["degrees"], cfg["translate"], cfg["scale"])
+            x = random_flip_and_erase(x, cfg.get("hflip", False), cfg.get("erase", 0.0))
         x = x.sub_(self.hparams.pixel_mean).div_(self.hparams.pixel_std)
         if self.hparams.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
@@ -282,3 +284,27 @@ def random_affine(
     )
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def random_flip_and_erase(x: torch.Tensor, hflip: bool, erase: float) -> torch.Tensor:
+    """A random half of the batch mirrored left-right (``hflip``), and with probability
+    ``erase`` an image's random rectangle (2-33% of its area, aspect 0.3-3.3) set to 0, the
+    background: whole-batch tensor operations on the batch's device."""
+    n, _, h, w = x.shape
+    dev = x.device
+    if hflip:
+        x = torch.where(torch.rand(n, 1, 1, 1, device=dev) < 0.5, x.flip(-1), x)
+    if erase > 0:
+        area = torch.empty(n, device=dev).uniform_(0.02, 0.33) * h * w
+        aspect = torch.exp(torch.empty(n, device=dev).uniform_(math.log(0.3), math.log(1 / 0.3)))
+        eh = (area * aspect).sqrt().clamp(1, h).floor()
+        ew = (area / aspect).sqrt().clamp(1, w).floor()
+        top = (torch.rand(n, device=dev) * (h - eh + 1)).floor()
+        left = (torch.rand(n, device=dev) * (w - ew + 1)).floor()
+        rows = torch.arange(h, device=dev).view(1, h, 1)
+        cols = torch.arange(w, device=dev).view(1, 1, w)
+        inside = (rows >= top.view(n, 1, 1)) & (rows < (top + eh).view(n, 1, 1))
+        inside = inside & (cols >= left.view(n, 1, 1)) & (cols < (left + ew).view(n, 1, 1))
+        hit = inside & (torch.rand(n, 1, 1, device=dev) < erase)
+        x = x.masked_fill(hit.unsqueeze(1), 0.0)
+    return x
