@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -183,3 +184,16 @@ def test_predictions_of_other_test_images_are_refused(report: dict[str, Path]) -
             {"csv": root / "z.csv", "md": root / "z.md", "curves": root / "z1.png"}
             | {"f1_params": root / "z2.png"},
         )
+
+
+def test_a_reference_is_shown_only_beside_runs_on_its_data_set() -> None:
+    """The reference projects' scores are MNIST scores: beside a Fashion-MNIST run they would
+    read as a target it missed."""
+    from mnistbench.reporting.tables import add_references
+
+    table = pd.DataFrame({"model": ["cnn", "lenet5"], "reference_f1": [np.nan, np.nan]})
+    models = {"cnn": {"reference": {"test_f1": 0.9891, "dataset": "mnist"}}, "lenet5": {}}
+    on_mnist = add_references(table, [], {"dataset": "mnist", "models": models})
+    assert on_mnist["reference_f1"].iloc[0] == 0.9891 and pd.isna(on_mnist["reference_f1"].iloc[1])
+    on_fashion = add_references(table, [], {"dataset": "fashion_mnist", "models": models})
+    assert on_fashion["reference_f1"].isna().all()

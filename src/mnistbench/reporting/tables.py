@@ -151,14 +151,15 @@ def time_to_score(history: pd.DataFrame, score: float) -> float:
 def add_references(
     table: pd.DataFrame, model_dirs: Sequence[str | Path], config: Mapping[str, Any] | None
 ) -> pd.DataFrame:
-    """Each model's reference score (``models.<m>.reference.test_f1``) and the training seconds
-    its validation F1 took to reach it (``time_to_ref_s``, from metrics.csv; blank if never)."""
+    """Each model's reference score (``models.<m>.reference.test_f1``, where the run's data set
+    is the reference's) and the training seconds its validation F1 took to reach it
+    (``time_to_ref_s``, from metrics.csv; blank if never)."""
     table = table.copy()
     models = (config or {}).get("models") or {}
     by_name = {Path(d).name: Path(d) for d in model_dirs}
     for i, name in enumerate(table["model"]):
         ref = (models.get(name) or {}).get("reference") or {}
-        if "test_f1" not in ref:
+        if "test_f1" not in ref or ref.get("dataset") != config.get("dataset"):
             continue
         table.loc[i, "reference_f1"] = float(ref["test_f1"])
         history = by_name.get(name, Path("-")) / "metrics.csv"
